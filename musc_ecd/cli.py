@@ -1,0 +1,94 @@
+"""``musc-ecd``: thin commands. Each parses, loads the config, and calls one stage.
+
+Every command takes ``CONFIG.yaml`` plus ``key=value`` overrides. Errors the user can fix (config,
+missing model, missing backend, bad data) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from musc_ecd import __version__
+from musc_ecd.errors import UserError
+
+log = logging.getLogger("musc_ecd")
+
+
+def _respond(args: argparse.Namespace) -> int:
+    from musc_ecd.respond import respond
+
+    cfg, run_dir = _prepare(args)
+    summary = respond(cfg, run_dir)
+    print(f"{summary['accepted']} answered, {summary['rejected']} rejected -> {run_dir / 'responses.jsonl'}")
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    from musc_ecd.config import load_config, to_yaml
+
+    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
+    "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
+}
+
+
+def _prepare(args: argparse.Namespace):
+    """Load and save the config, set up logging into the run directory."""
+    from musc_ecd.config import load_config, save_config
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = Path(cfg.run_dir)
+    save_config(cfg, run_dir)
+    _log_to(run_dir / "log.txt")
+    log.info("musc-ecd %s %s (run_dir=%s)", __version__, args.command, run_dir)
+    return cfg, run_dir
+
+
+def _log_to(path: Path) -> None:
+    root = logging.getLogger("musc_ecd")
+    root.setLevel(logging.INFO)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("[musc-ecd] %(message)s"))
+    root.handlers = [file_handler, console]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="musc-ecd",
+        description="Synthetic contrastive preference data (MuSC, ECD, APC) and token-weighted preference training.",
+        epilog="Every command: musc-ecd COMMAND CONFIG.yaml [key=value ...]",
+    )
+    parser.add_argument("--version", action="version", version=f"musc-ecd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("config", help="YAML config file")
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (OmegaConf dotlist)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler, _ = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"musc-ecd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("musc-ecd: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

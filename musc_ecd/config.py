@@ -1,0 +1,287 @@
+"""Structured configs: dataclasses with help text, merged with OmegaConf from one YAML plus overrides.
+
+Every command takes ``CONFIG.yaml`` and ``key=value`` overrides (an OmegaConf dotlist). The schema is
+the dataclasses below, merged in OmegaConf's structured mode, so a misspelled key, a wrong type or a
+value outside a ``Literal`` fails *before* any model loads, with one line that names the key, where it
+came from (the YAML file or the command line) and what is allowed.
+
+The resolved config is written to ``RUN_DIR/config.yaml``; loading that file alone repeats the run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from musc_ecd.errors import ConfigError
+
+Backend = Literal["auto", "hf", "vllm"]
+DType = Literal["auto", "bfloat16", "float32", "float16"]
+
+
+@dataclass
+class ModelConfig:
+    """Models by role. Any role may point at the policy: "self-based" is one override away."""
+
+    policy: str = "smollm2-135m-instruct"
+    """The model being trained and, in self-based methods, the one writing the data. A registered name
+    (``tiny``, ``smollm2-135m-instruct``), a local directory, or a hub id (only when online)."""
+    teacher: str | None = None
+    """Optional stronger model (ECD's evolver/responder in teacher-based runs). None = the policy."""
+    responders: list[str] = field(default_factory=list)
+    """APC's responders, strongest first. Empty = [policy]."""
+    judge: str | None = None
+    """Model that judges constraint satisfaction. None = the policy."""
+    dtype: DType = "auto"
+    """Weights dtype. ``auto`` = bfloat16 (fast on CPUs with AVX-512-BF16 and on GPUs)."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with a model repository. Off unless you trust the repository."""
+
+    def role(self, name: str) -> str:
+        """The model spec a role resolves to; unset roles fall back to the policy."""
+        value = getattr(self, name)
+        return self.policy if value is None else value
+
+
+@dataclass
+class VLLMConfig:
+    """Options passed to ``vllm.LLM`` (ignored by the hf backend)."""
+
+    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: int = 1
+    max_model_len: int = 4096
+    enforce_eager: bool | None = None
+    """None = eager on CPU (the CPU build needs it), CUDA graphs on GPU."""
+    cpu_kvcache_space_gib: int = 1
+    """KV-cache size for the CPU build (``VLLM_CPU_KVCACHE_SPACE``)."""
+
+
+@dataclass
+class GenerationConfig:
+    """How text is generated. The same semantics in every backend."""
+
+    backend: Backend = "auto"
+    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``auto`` = vllm when installed and a
+    CUDA GPU is present, else hf."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 = greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, in (0, 1]."""
+    max_new_tokens: int = 256
+    n: int = 1
+    """Samples per request."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings; the text ends before the first one."""
+    batch_size: int = 16
+    """hf backend: rows per forward batch (requests are sorted by length and bucketed)."""
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.temperature >= 0, "generation.temperature", self.temperature, "a number >= 0")
+        _check(0 < self.top_p <= 1, "generation.top_p", self.top_p, "a number in (0, 1]")
+        _check(self.max_new_tokens >= 1, "generation.max_new_tokens", self.max_new_tokens, "an integer >= 1")
+        _check(self.n >= 1, "generation.n", self.n, "an integer >= 1")
+        _check(self.batch_size >= 1, "generation.batch_size", self.batch_size, "an integer >= 1")
+
+
+@dataclass
+class DataConfig:
+    """Input items. Field names map a file's columns onto what musc-ecd reads."""
+
+    seeds: str | None = None
+    """Seed instructions for pair builders (JSONL, CSV or a local ``datasets`` directory)."""
+    prompts: str | None = None
+    """Prompts for ``respond``; unset = ``seeds``."""
+    prompt_field: str = "prompt"
+    """Column holding the instruction / prompt text."""
+    id_field: str | None = None
+    """Column holding a stable item id; None = a hash of the prompt text."""
+    limit: int | None = None
+    """Use only the first N items (after malformed lines are set aside)."""
+
+    def __post_init__(self) -> None:
+        _check(self.limit is None or self.limit >= 0, "data.limit", self.limit, "an integer >= 0 or null")
+
+
+@dataclass
+class StoreConfig:
+    commit_every: int = 32
+    """Items generated between durable commits (write + fsync); a kill loses at most this many."""
+
+    def __post_init__(self) -> None:
+        _check(self.commit_every >= 1, "store.commit_every", self.commit_every, "an integer >= 1")
+
+
+@dataclass
+class Config:
+    """The whole configuration; every command reads the sections it needs."""
+
+    run_dir: str = "runs/default"
+    """Where artifacts, logs and the resolved config go. Rerunning with the same run_dir resumes."""
+    seed: int = 0
+    """Run seed; per-item seeds are derived from it, the item id and the stage."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config error: {key}={value!r} is not allowed; expected {allowed}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Merge ``path`` (YAML) and ``key=value`` overrides onto the schema; return a typed ``Config``.
+
+    Raises ``ConfigError`` (one line: key, source, what is allowed) on any problem.
+    """
+    from omegaconf import OmegaConf
+
+    merged = OmegaConf.structured(Config)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config error: config file '{path}' does not exist")
+        try:
+            layer = OmegaConf.load(path)
+        except Exception as exc:  # yaml.YAMLError and friends: report, don't trace
+            raise ConfigError(f"config error: cannot parse '{path}' as YAML: {_first_line(exc)}") from None
+        if not isinstance(layer, type(merged)) and layer is not None:
+            raise ConfigError(f"config error: '{path}' must hold a mapping of keys, not a list")
+        merged = _merge(merged, layer, source=f"file '{path}'")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"config error: override '{item}' (command line) is not of the form key=value")
+        try:
+            layer = OmegaConf.from_dotlist([item])
+        except Exception as exc:
+            raise ConfigError(f"config error: cannot parse override '{item}': {_first_line(exc)}") from None
+        merged = _merge(merged, layer, source=f"command line '{item}'")
+    try:
+        return OmegaConf.to_object(merged)  # runs the dataclasses' __post_init__ checks
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"config error: {_first_line(exc)}") from None
+
+
+def _merge(base, layer, source: str):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    try:
+        return OmegaConf.merge(base, layer)
+    except ConfigKeyError as exc:
+        key = exc.full_key or "?"
+        raise ConfigError(f"config error: unknown key '{key}' (from {source}); {_allowed_keys(key)}") from None
+    except ValidationError as exc:
+        key = exc.full_key or _guess_key(layer)
+        raise ConfigError(
+            f"config error: bad value for '{key}' (from {source}): {_first_line(exc)}; "
+            f"expected {_expected(key)}"
+        ) from None
+
+
+def _guess_key(layer) -> str:
+    from omegaconf import OmegaConf
+
+    flat = _flatten(OmegaConf.to_container(layer))
+    return next(iter(flat), "?")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _field_at(key: str):
+    """(dataclass owning the last part of ``key``, the field or None) following the schema."""
+    owner: Any = Config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        by_name = {f.name: f for f in fields(owner)}
+        found = by_name.get(part)
+        if found is None or depth == len(parts) - 1:
+            return owner, found
+        sub = found.default_factory() if callable(found.default_factory) else None  # type: ignore[misc]
+        if not is_dataclass(sub):
+            return owner, None
+        owner = type(sub)
+    return owner, None
+
+
+def _allowed_keys(key: str) -> str:
+    owner, _ = _field_at(key)
+    names = [f.name for f in fields(owner)]
+    section = key.rsplit(".", 1)[0] if "." in key else ""
+    where = f"'{section}'" if section else "the top level"
+    hint = difflib.get_close_matches(key.rsplit(".", 1)[-1], names, n=1)
+    did_you_mean = f"; did you mean '{section + '.' if section else ''}{hint[0]}'?" if hint else ""
+    return f"allowed keys at {where}: {', '.join(names)}{did_you_mean}"
+
+
+def _expected(key: str) -> str:
+    _, found = _field_at(key)
+    if found is None:
+        return "a value of the schema's type"
+    return str(found.type).replace("typing.", "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving and fingerprints
+
+
+def to_yaml(cfg: Config) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]
+
+
+def save_config(cfg: Config, run_dir: Path) -> Path:
+    """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / "config.yaml"
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(to_yaml(cfg))
+    tmp.replace(target)
+    return target
+
+
+def fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
+    """A short hash of the config sections that determine an artifact's content.
+
+    Keys that only say *how much* or *where* (``run_dir``, ``data.limit``, batch sizes) are left
+    out, so a run can be extended to more items or moved without being redone.
+    """
+    full = to_dict(cfg)
+    chosen = {name: full[name] for name in sections}
+    if "data" in chosen:
+        chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "limit"}
+    if "generation" in chosen:
+        chosen["generation"] = {k: v for k, v in chosen["generation"].items() if k not in ("batch_size", "vllm")}
+    blob = json.dumps(chosen, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

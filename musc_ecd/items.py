@@ -1,0 +1,125 @@
+"""Input items: prompts or seed instructions read from JSONL, CSV or a local ``datasets`` directory.
+
+A file's columns are mapped by ``data.prompt_field`` / ``data.id_field``. A malformed line never
+stops a run and is never dropped silently: it becomes a ``Reject`` with its line number and reason,
+and is counted in the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musc_ecd.errors import DataError
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    prompt: str
+    line: int
+    """1-based line (JSONL), row (CSV, after the header) or row index (datasets)."""
+    fields: dict = field(default_factory=dict, compare=False)
+    """The whole input row, kept for provenance (e.g. IFEval's instruction ids and kwargs)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    id: str
+    stage: str
+    reason: str
+    detail: str = ""
+    line: int | None = None
+
+    def to_json(self) -> dict:
+        record = {"id": self.id, "stage": self.stage, "reason": self.reason, "detail": self.detail}
+        if self.line is not None:
+            record["line"] = self.line
+        return record
+
+
+def prompt_id(text: str) -> str:
+    """Stable id of an item without an id column: a hash of its text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_items(
+    path: str | Path, prompt_field: str = "prompt", id_field: str | None = None, limit: int | None = None
+) -> list[Item | Reject]:
+    """Items and rejects in input order; at most ``limit`` valid items."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file '{path}' does not exist")
+    rows = _read_rows(path)
+    entries: list[Item | Reject] = []
+    seen: set[str] = set()
+    valid = 0
+    for line, row in rows:
+        if limit is not None and valid >= limit:
+            break
+        entry = _to_item(line, row, prompt_field, id_field, seen)
+        if isinstance(entry, Item):
+            seen.add(entry.id)
+            valid += 1
+        entries.append(entry)
+    if valid == 0 and not entries:
+        raise DataError(f"data file '{path}' holds no items")
+    return entries
+
+
+def _read_rows(path: Path):
+    """Yield (line number, row dict or an error string) for every record of the file."""
+    if path.is_dir():
+        yield from _read_datasets_dir(path)
+    elif path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            yield from enumerate(csv.DictReader(handle), start=2)
+    elif path.suffix in (".jsonl", ".json"):
+        with open(path, encoding="utf-8") as handle:
+            for line_no, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    yield line_no, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield line_no, f"invalid JSON: {exc.msg} at column {exc.colno}"
+    else:
+        raise DataError(f"data file '{path}': unsupported format (use .jsonl, .csv or a datasets directory)")
+
+
+def _read_datasets_dir(path: Path):
+    try:
+        from datasets import load_from_disk
+
+        dataset = load_from_disk(str(path))
+    except Exception as exc:
+        raise DataError(f"'{path}' is not a dataset saved with datasets' save_to_disk: {exc}") from None
+    if hasattr(dataset, "keys"):  # a DatasetDict: take the train split, else the only one
+        splits = list(dataset.keys())
+        dataset = dataset["train"] if "train" in splits else dataset[splits[0]]
+    yield from enumerate(dataset)
+
+
+def _to_item(line: int, row, prompt_field: str, id_field: str | None, seen: set[str]) -> Item | Reject:
+    fallback_id = f"line-{line}"
+    if isinstance(row, str):
+        return Reject(fallback_id, "load", "invalid_json", row, line)
+    if not isinstance(row, dict):
+        return Reject(fallback_id, "load", "not_an_object", f"a {type(row).__name__}, not an object", line)
+    if prompt_field not in row:
+        return Reject(fallback_id, "load", "missing_field", f"no '{prompt_field}' field (data.prompt_field)", line)
+    prompt = row[prompt_field]
+    if not isinstance(prompt, str) or not prompt.strip():
+        return Reject(fallback_id, "load", "empty_prompt", f"'{prompt_field}' is empty or not text", line)
+    if id_field is not None:
+        if row.get(id_field) in (None, ""):
+            return Reject(fallback_id, "load", "missing_field", f"no '{id_field}' field (data.id_field)", line)
+        item_id = str(row[id_field])
+    else:
+        item_id = prompt_id(prompt)
+    if item_id in seen:
+        return Reject(fallback_id, "load", "duplicate_id", f"id {item_id} already used by an earlier item", line)
+    return Item(item_id, prompt, line, dict(row))

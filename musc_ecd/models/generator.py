@@ -1,0 +1,172 @@
+"""The one generation interface every method uses; backends hide batching, padding, templates, seeds.
+
+A request is a chat: a list of ``{"role", "content"}`` messages. ``Generator.generate(requests,
+params)`` returns, for each request, ``params.n`` ``Completion`` s. Semantics shared by all backends:
+
+- The chat template of the model's tokenizer is applied with the generation prompt appended, and the
+  resulting token ids (not text) are what the model sees; both backends use ``encode_chat``.
+- ``temperature == 0`` is greedy. Otherwise each of the ``n`` samples of a request gets its own
+  random stream, seeded from ``(params.seed, the request's content, the sample index)``. A sample
+  therefore does not depend on which other requests share its batch, or on whether an interrupted
+  run resumed: the same request with the same seed gives the same text on the same backend.
+- ``stop``: the text ends *before* the first stop string; ``finish_reason == "stop"``. The end-of-
+  sequence token also gives ``"stop"``; running out of ``max_new_tokens`` gives ``"length"``.
+- ``token_ids`` are the generated ids up to (excluding) the end-of-sequence token, or the token in
+  which a stop string completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from musc_ecd.errors import BackendUnavailableError, ConfigError
+
+Message = dict[str, str]
+Chat = list[Message]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that answers chats. ``name`` identifies the model in provenance."""
+
+    name: str
+
+    def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]: ...
+
+
+def sample_seed(base_seed: int, request: Chat, sample_index: int) -> int:
+    """The seed of one sample: a stable hash of (run seed, request content, sample index)."""
+    blob = json.dumps([base_seed, request, sample_index], sort_keys=True, ensure_ascii=False)
+    return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Text before the earliest stop string, and whether one occurred."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def tokens_before_stop(tokenizer, ids: Sequence[int], stop: Sequence[str]) -> int:
+    """Number of leading tokens whose decoded text does not yet contain a stop string."""
+    for count in range(1, len(ids) + 1):
+        _, stopped = cut_at_stop(tokenizer.decode(ids[:count], skip_special_tokens=True), stop)
+        if stopped:
+            return count - 1
+    return len(ids)
+
+
+def encode_chat(tokenizer, chat: Chat) -> list[int]:
+    """Token ids of a chat with the generation prompt, exactly as the model will see them.
+
+    Rendered to text, then tokenized without extra special tokens: the template already contains
+    them, and this is the path TRL takes too, so prompts here and in training agree.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"model '{tokenizer.name_or_path}' has no chat template; musc-ecd sends chats, so use an "
+            "instruct/chat model or a tokenizer directory that defines chat_template"
+        )
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def validate_requests(requests: Sequence[Chat]) -> None:
+    for i, chat in enumerate(requests):
+        if not isinstance(chat, list) or not chat:
+            raise ValueError(f"request {i} must be a non-empty list of messages, got {type(chat).__name__}")
+        for message in chat:
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                raise ValueError(f"request {i} has a message without 'role'/'content': {message!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Backend registry: import paths, so that importing musc_ecd never imports vLLM.
+
+BACKENDS = {
+    "hf": "musc_ecd.models.hf_backend:HFGenerator",
+    "vllm": "musc_ecd.models.vllm_backend:VLLMGenerator",
+}
+
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` → ``vllm`` when it is installed and a CUDA GPU is present, else ``hf``.
+
+    On CPU hf is the default even when the vLLM CPU build is installed: its engine start (~25 s)
+    outweighs its speed-up on the small jobs CPU runs do; ask for ``vllm`` explicitly to use it.
+    """
+    if backend == "auto":
+        import torch
+
+        return "vllm" if vllm_installed() and torch.cuda.is_available() else "hf"
+    if backend not in BACKENDS:
+        raise ConfigError(f"config error: generation.backend={backend!r}; allowed: auto, {', '.join(BACKENDS)}")
+    return backend
+
+
+def create_generator(model_spec: str, cfg) -> Generator:
+    """Build the configured backend for ``model_spec``. ``cfg`` is the whole ``Config``."""
+    backend = resolve_backend(cfg.generation.backend)
+    module_name, class_name = BACKENDS[backend].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # only the vllm module can fail here: its import is deferred to use
+        raise BackendUnavailableError(f"generation backend '{backend}' cannot be imported: {exc}") from None
+    return getattr(module, class_name).from_config(model_spec, cfg)
+
+
+def params_from_config(cfg, **overrides) -> SamplingParams:
+    """Sampling params from ``cfg.generation`` and the run seed, with per-stage overrides."""
+    gen = cfg.generation
+    values = dict(
+        n=gen.n,
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        max_new_tokens=gen.max_new_tokens,
+        stop=tuple(gen.stop),
+        seed=cfg.seed,
+    )
+    values.update(overrides)
+    return SamplingParams(**values)

