@@ -47,19 +47,20 @@ def _prepare(args: argparse.Namespace):
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir)
-    _log_to(run_dir / "log.txt")
-    log.info("musc-ecd %s %s (run_dir=%s)", __version__, args.command, run_dir)
+    _log_to(run_dir / "log.txt", banner=f"musc-ecd {__version__} {args.command} {args.config} {args.overrides}")
     return cfg, run_dir
 
 
-def _log_to(path: Path) -> None:
+def _log_to(path: Path, banner: str) -> None:
     root = logging.getLogger("musc_ecd")
     root.setLevel(logging.INFO)
     file_handler = logging.FileHandler(path, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [file_handler]
+    log.info(banner)  # into the log file only: the console is for progress and results
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("[musc-ecd] %(message)s"))
-    root.handlers = [file_handler, console]
+    root.handlers.append(console)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -185,10 +187,10 @@ def _merge(base, layer, source: str):
         raise ConfigError(f"config error: unknown key '{key}' (from {source}); {_allowed_keys(key)}") from None
     except ValidationError as exc:
         key = exc.full_key or _guess_key(layer)
-        raise ConfigError(
-            f"config error: bad value for '{key}' (from {source}): {_first_line(exc)}; "
-            f"expected {_expected(key)}"
-        ) from None
+        detail = _first_line(exc)
+        if "expected" not in detail:
+            detail = f"{detail}; expected {_expected(key)}"
+        raise ConfigError(f"config error: bad value for '{key}' (from {source}): {detail}") from None
 
 
 def _guess_key(layer) -> str:
@@ -234,10 +236,22 @@ def _allowed_keys(key: str) -> str:
 
 
 def _expected(key: str) -> str:
-    _, found = _field_at(key)
+    owner, found = _field_at(key)
     if found is None:
         return "a value of the schema's type"
-    return str(found.type).replace("typing.", "")
+    return _describe_type(typing.get_type_hints(owner)[found.name])
+
+
+def _describe_type(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        options = [_describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(options) + (" or null" if type(None) in args else "")
+    if origin is list:
+        return f"a list of {_describe_type(args[0])}" if args else "a list"
+    return getattr(tp, "__name__", str(tp))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from musc_ecd.config import Config, fingerprint
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject, load_items
 from musc_ecd.models.generator import create_generator, params_from_config, resolve_backend
+from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def respond(cfg: Config, run_dir: Path) -> dict:
     source = cfg.data.prompts or cfg.data.seeds
     if source is None:
         raise ConfigError("config error: respond needs data.prompts (or data.seeds) to point at a prompt file")
+    resolve_model_path(cfg.model.policy)  # a missing model fails now, before any work or output
     entries = load_items(source, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
     item_ids = [entry.id for entry in entries]
     with StageStore(run_dir, ARTIFACT, fingerprint(cfg, ("seed", "model", "generation", "data"))) as store:

@@ -32,7 +32,7 @@ def tiny_vllm():
     generator = create_generator("tiny", cfg)
     generator.show_progress = False
     yield generator
-    del generator.llm
+    generator.close()
 
 
 def test_greedy_matches_hf_backend(tiny_vllm, tiny_hf):

@@ -94,6 +94,23 @@ def tokens_before_stop(tokenizer, ids: Sequence[int], stop: Sequence[str]) -> in
     return len(ids)
 
 
+def make_completion(tokenizer, ids: Sequence[int], ended_by_eos: bool, params: SamplingParams) -> Completion:
+    """The one place both backends turn generated ids (EOS removed) into a ``Completion``.
+
+    Text is decoded here from the ids, not taken from the backend, so a truncated multi-byte
+    character or a stop string is handled identically whichever backend generated the ids.
+    """
+    ids = list(ids)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    finish: FinishReason = "stop" if ended_by_eos else "length"
+    if params.stop:
+        text, stopped = cut_at_stop(text, params.stop)
+        if stopped:
+            finish = "stop"
+            ids = ids[: tokens_before_stop(tokenizer, ids, params.stop)]
+    return Completion(text=text, token_ids=tuple(ids), finish_reason=finish)
+
+
 def encode_chat(tokenizer, chat: Chat) -> list[int]:
     """Token ids of a chat with the generation prompt, exactly as the model will see them.
 

@@ -11,10 +11,9 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
-    cut_at_stop,
     encode_chat,
+    make_completion,
     sample_seed,
-    tokens_before_stop,
     validate_requests,
 )
 
@@ -114,19 +113,10 @@ class HFGenerator:
         return [self._finish(ids, params) for ids in generated]
 
     def _finish(self, ids: list[int], params: SamplingParams) -> Completion:
-        """Trim padding/EOS and stop strings; decide the finish reason (see generator.py)."""
-        finish = "length"
-        for position, token in enumerate(ids):
+        for position, token in enumerate(ids):  # the rest of the row is padding
             if token in self.eos_ids:
-                ids, finish = ids[:position], "stop"
-                break
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        if params.stop:
-            text, stopped = cut_at_stop(text, params.stop)
-            if stopped:
-                finish = "stop"
-                ids = ids[: tokens_before_stop(self.tokenizer, ids, params.stop)]
-        return Completion(text=text, token_ids=tuple(ids), finish_reason=finish)
+                return make_completion(self.tokenizer, ids[:position], True, params)
+        return make_completion(self.tokenizer, ids, False, params)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -22,8 +22,8 @@ from musc_ecd.models.generator import (
     Completion,
     SamplingParams,
     encode_chat,
+    make_completion,
     sample_seed,
-    tokens_before_stop,
     validate_requests,
     vllm_installed,
 )
@@ -98,18 +98,23 @@ class VLLMGenerator:
         outputs = self.llm.generate(prompts, sampling, use_tqdm=self.show_progress)
         results: list[list[Completion | None]] = [[None] * params.n for _ in requests]
         for (i, s), output in zip(owners, outputs, strict=True):
-            completion = self._completion(output.outputs[0])
+            completion = self._completion(output.outputs[0], params)
             if params.greedy:
                 results[i] = [completion] * params.n
             else:
                 results[i][s] = completion
         return results  # type: ignore[return-value]
 
-    def _completion(self, out) -> Completion:
+    def _completion(self, out, params: SamplingParams) -> Completion:
         ids = list(out.token_ids)
-        if ids and out.finish_reason == "stop" and out.stop_reason is None:
-            ids = ids[:-1]  # stopped by EOS: vLLM keeps its id, the hf backend (and our contract) does not
-        elif isinstance(out.stop_reason, str):  # stopped by a stop string: drop the token completing it
-            ids = ids[: tokens_before_stop(self.tokenizer, ids, [out.stop_reason])]
-        finish = "length" if out.finish_reason == "length" else "stop"
-        return Completion(text=out.text, token_ids=tuple(ids), finish_reason=finish)
+        ended_by_eos = out.finish_reason == "stop" and out.stop_reason is None
+        if ended_by_eos and ids:
+            ids = ids[:-1]  # vLLM keeps the EOS id; our contract does not
+        return make_completion(self.tokenizer, ids, ended_by_eos, params)
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
