@@ -7,7 +7,7 @@ from helpers import chat
 
 from musc_ecd.config import load_config
 from musc_ecd.errors import BackendUnavailableError
-from musc_ecd.models import SamplingParams, create_generator, generator
+from musc_ecd.models import SamplingParams, create_generator, generator, vllm_backend
 from musc_ecd.models.generator import cut_at_stop, make_completion, params_from_config, sample_seed
 from musc_ecd.models.scripted import ScriptedGenerator
 
@@ -58,9 +58,6 @@ def test_auto_backend_is_hf_without_gpu(monkeypatch):
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(generator, "vllm_installed", lambda: False)
-    from musc_ecd.models import vllm_backend
-
     monkeypatch.setattr(vllm_backend, "vllm_installed", lambda: False)
     with pytest.raises(BackendUnavailableError, match="vLLM is not installed.*generation.backend=hf"):
         create_generator("tiny", load_config(None, ["generation.backend=vllm"]))

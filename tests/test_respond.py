@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from helpers import PROMPTS, write_jsonl
+from helpers import PROMPTS, sigkill_after_lines, subprocess_env, write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.store import read_jsonl
@@ -60,7 +57,7 @@ def test_sigkill_then_rerun_writes_only_the_missing(tmp_path):
     prompts = _prompts(tmp_path, 40)
     common = ["generation.max_new_tokens=48", "generation.batch_size=2", "store.commit_every=2",
               f"data.prompts={prompts}", "data.id_field=key"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = subprocess_env()
     command = [sys.executable, "-m", "musc_ecd", "respond", TINY_CONFIG]
 
     clean = tmp_path / "clean"
@@ -68,15 +65,8 @@ def test_sigkill_then_rerun_writes_only_the_missing(tmp_path):
                    capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*command, *common, f"run_dir={killed}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shard = killed / "responses.parts" / "shard-00000.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not shard.exists() or shard.read_bytes().count(b"\n") < 4):
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    answered = shard.read_bytes().count(b"\n")
+    answered = sigkill_after_lines([*command, *common, f"run_dir={killed}"], shard, 4)
     assert 4 <= answered < 40, "the kill must land half-way"
 
     subprocess.run([*command, *common, f"run_dir={killed}"], check=True, env=env, timeout=300, capture_output=True)

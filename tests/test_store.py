@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from datasets import load_dataset
+from helpers import sigkill_after_lines, subprocess_env
 
 from musc_ecd.errors import RunDirConflictError
 from musc_ecd.store import StageStore, read_jsonl
@@ -99,22 +97,16 @@ WRITER = textwrap.dedent(
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = subprocess_env()
     total = 60
 
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, str(script), str(clean), str(total), "0"], check=True, env=env, timeout=60)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), str(total), "0.01"], env=env)
     shard = killed / "items.parts" / "shard-00000.jsonl"
-    deadline = time.time() + 30
-    while time.time() < deadline and (not shard.exists() or shard.read_bytes().count(b"\n") < 20):
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done_before = sigkill_after_lines([sys.executable, str(script), str(killed), str(total), "0.01"], shard, 20)
     assert not (killed / "manifest.json").exists()
-    done_before = shard.read_bytes().count(b"\n")
     assert 20 <= done_before < total
 
     subprocess.run([sys.executable, str(script), str(killed), str(total), "0"], check=True, env=env, timeout=60)
