@@ -1,0 +1,24 @@
+"""Token-weighted preference training on TRL (DPO, SLiC/hinge, IPO, SFT), LoRA or full, with curricula."""
+
+from musc_ecd.training.collator import DataCollatorForWeightedPreference
+from musc_ecd.training.curriculum import CurriculumSampler, curriculum_order
+from musc_ecd.training.tokens import completion_token_ids
+from musc_ecd.training.trainer import (
+    NonFiniteLossError,
+    TokenWeightedDPOConfig,
+    TokenWeightedDPOTrainer,
+    WeightAlignmentError,
+    scale_shifted_log_probs,
+)
+
+__all__ = [
+    "CurriculumSampler",
+    "DataCollatorForWeightedPreference",
+    "NonFiniteLossError",
+    "TokenWeightedDPOConfig",
+    "TokenWeightedDPOTrainer",
+    "WeightAlignmentError",
+    "completion_token_ids",
+    "curriculum_order",
+    "scale_shifted_log_probs",
+]

@@ -1,0 +1,257 @@
+"""``TokenWeightedDPOTrainer``: ``trl.DPOTrainer`` with per-token weights and a curriculum.
+
+The loss is TRL's, applied to *weighted* sequence log-probabilities (MuSC §1d):
+
+    L = −log σ( β·Σ_t w_t^c · r_t(y_c) − β·Σ_t w_t^r · r_t(y_r) ),   r_t = log π(y_t|·) − log π_ref(y_t|·)
+
+and likewise for ``hinge`` (SLiC), ``ipo`` and ``sft`` — whatever TRL's ``loss_type`` list and
+``loss_weights`` select. With every weight 1 (or no weight columns) it *is* TRL's DPO, bit for bit.
+
+How, with the least override: TRL 1.16 gets per-token log-probs from a fused LM head that it patches
+onto the model's ``forward``; every sum TRL forms (policy, reference, precomputed reference, SFT term,
+the ``rewards/*`` and ``logps/*`` metrics) is a sum of those per-token values. We wrap that forward once
+so that, while a batch is being scored, its per-token log-probs come out multiplied by the batch's
+token weights. Everything else — reference handling (LoRA adapter disabled or a frozen copy),
+precompute, logging, accelerate/DeepSpeed — stays TRL's.
+
+Overridden: dataset preparation (validate weight columns against the scored tokens; fold the weights
+into the dataset fingerprint so TRL's precomputed-reference cache can never serve stale values), the
+signature columns, the collator, the loss entry points (set/clear the current weights, log the mean
+weights, stop on a non-finite loss) and the train sampler (curriculum).
+
+Departures from the papers, on purpose: SLiC's margin term is TRL's ``hinge``, i.e. on log-ratios
+against the reference with δ = 1/β; its SFT regulariser is TRL's ``sft`` term, a per-token mean.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import is_peft_model
+from trl import DPOConfig, DPOTrainer
+
+from musc_ecd.training.collator import DataCollatorForWeightedPreference
+from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler
+
+WEIGHT_COLUMNS = ("chosen_weights", "rejected_weights")
+SUPPORTED_LOSSES = ("sigmoid", "hinge", "ipo", "sft")
+FINGERPRINT_TAG = "musc-ecd-token-weights-v1"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; raised before the optimizer step can spoil the weights."""
+
+
+class WeightAlignmentError(ValueError):
+    """A weight column whose length differs from the completion tokens the trainer scores."""
+
+
+@dataclass
+class TokenWeightedDPOConfig(DPOConfig):
+    """``trl.DPOConfig`` plus the curriculum. Every DPOConfig argument means what it means in TRL."""
+
+    curriculum: str = field(
+        default="random",
+        metadata={"help": "Order of training pairs by `difficulty` (larger = harder): random | easy_to_hard | "
+                          "staged. Pairs without a `difficulty` column can only use random."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"curriculum={self.curriculum!r}; allowed: {', '.join(CURRICULA)}")
+
+
+class _TokenWeights:
+    """Holds the current batch's weights and scales the fused head's per-token log-probs by them."""
+
+    def __init__(self) -> None:
+        self.current: torch.Tensor | None = None  # (2·batch, seq), the collator's completion_weights
+
+    def wrap(self, module: torch.nn.Module) -> None:
+        """Wrap ``module.forward`` (TRL's fused-head forward) once; later calls are no-ops."""
+        if getattr(module, "_musc_ecd_token_weights", None) is self:
+            return
+        inner = module.forward
+
+        @functools.wraps(inner)
+        def forward(*args, **kwargs):
+            outputs = inner(*args, **kwargs)
+            if self.current is not None and kwargs.get("fused_lm_head"):
+                outputs.log_probs = scale_shifted_log_probs(outputs.log_probs, self.current)
+            return outputs
+
+        module.forward = forward
+        module._musc_ecd_token_weights = self
+
+
+def scale_shifted_log_probs(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Multiply next-token log-probs by the weights of the tokens they predict.
+
+    log_probs: (rows, n) with n = seq − 1 (+ any leading virtual-token positions) — position j scores
+    token j + 1. weights: (rows, seq), aligned with the input ids. Returns (rows, n).
+    """
+    shifted = weights[:, 1:].to(log_probs.dtype)
+    extra = log_probs.size(1) - shifted.size(1)
+    if extra > 0:  # prompt-learning adapters prepend virtual positions; they are never completion tokens
+        shifted = F.pad(shifted, (extra, 0), value=1.0)
+    return log_probs * shifted.to(log_probs.device)
+
+
+class TokenWeightedDPOTrainer(DPOTrainer):
+    """``trl.DPOTrainer`` that reads optional ``chosen_weights``/``rejected_weights`` and ``difficulty``.
+
+    Same constructor as ``DPOTrainer``; ``args`` may be a ``TokenWeightedDPOConfig`` (for the curriculum)
+    or a plain ``DPOConfig`` (random order).
+    """
+
+    def __init__(self, model=None, ref_model=None, args=None, data_collator=None, train_dataset=None,
+                 eval_dataset=None, processing_class=None, **kwargs):
+        args = args if args is not None else TokenWeightedDPOConfig(output_dir="token-weighted-dpo")
+        self._check_supported(args)
+        self._token_weights = _TokenWeights()
+        if data_collator is None and processing_class is not None:
+            pad_id = processing_class.pad_token_id
+            if pad_id is None:
+                pad_id = processing_class.eos_token_id
+            data_collator = DataCollatorForWeightedPreference(
+                pad_token_id=pad_id,
+                max_length=args.max_length,
+                truncation_mode=args.truncation_mode,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+            )
+        self._difficulties = None
+        super().__init__(model=model, ref_model=ref_model, args=args, data_collator=data_collator,
+                         train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         processing_class=processing_class, **kwargs)
+        if self.train_dataset is not None and "difficulty" in self.train_dataset.column_names:
+            self._difficulties = [float(d) for d in self.train_dataset["difficulty"]]
+        if getattr(self.args, "curriculum", "random") != "random" and self._difficulties is None:
+            raise ValueError(f"curriculum={self.args.curriculum!r} needs a `difficulty` column in the pairs")
+
+    @staticmethod
+    def _check_supported(args) -> None:
+        unsupported = [loss for loss in args.loss_type if loss not in SUPPORTED_LOSSES]
+        if unsupported:
+            raise ValueError(f"loss_type {unsupported} is not supported with token weights; "
+                             f"allowed: {', '.join(SUPPORTED_LOSSES)}")
+        if args.use_liger_kernel:
+            raise ValueError("use_liger_kernel fuses the loss and never exposes per-token log-probs; "
+                             "token weights cannot apply. Set use_liger_kernel=False.")
+        if args.ld_alpha is not None or args.use_weighting or args.f_divergence_type != "reverse_kl":
+            raise ValueError("ld_alpha, use_weighting (WPO) and f-divergences other than reverse_kl reweight "
+                             "tokens or sequences themselves; they are not combined with token weights here")
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        present = [c for c in WEIGHT_COLUMNS if c in dataset.column_names]
+        if not present:
+            return dataset
+        for column in present:
+            side = column.split("_")[0]
+            ids_column = dataset[f"{side}_ids"]
+            for index, (weights, ids) in enumerate(zip(dataset[column], ids_column, strict=True)):
+                if weights is None:
+                    continue
+                if len(weights) != len(ids):
+                    raise WeightAlignmentError(
+                        f"{dataset_name} example {index}: {column} has {len(weights)} weights but the {side} "
+                        f"completion has {len(ids)} tokens; compute weights over "
+                        "musc_ecd.training.completion_token_ids(tokenizer, prompt, completion)"
+                    )
+                if any(not math.isfinite(w) or w < 0 for w in weights):
+                    raise WeightAlignmentError(f"{dataset_name} example {index}: {column} must be finite and >= 0")
+        # TRL keys its precomputed reference cache on the dataset fingerprint; make that fingerprint depend
+        # on the weight values, so changed weights can never be served stale reference sums.
+        digest = hashlib.sha256()
+        for column in present:
+            for chunk in dataset.data.column(column).chunks:
+                for buffer in chunk.buffers():
+                    if buffer is not None:
+                        digest.update(memoryview(buffer))
+        new_fingerprint = hashlib.sha256(
+            f"{dataset._fingerprint}|{FINGERPRINT_TAG}|{digest.hexdigest()}".encode()
+        ).hexdigest()[:16]
+        return dataset.map(lambda row: row, new_fingerprint=new_fingerprint,
+                           desc=f"Fingerprinting {dataset_name} weights")
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        for column in WEIGHT_COLUMNS:
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
+
+    def _get_train_sampler(self, train_dataset=None):
+        curriculum = getattr(self.args, "curriculum", "random")
+        if curriculum == "random" or self._difficulties is None:
+            return super()._get_train_sampler(train_dataset)
+        return CurriculumSampler(self._difficulties, curriculum, self.args.seed,
+                                 num_epochs=math.ceil(self.args.num_train_epochs))
+
+    # -- loss --------------------------------------------------------------------------------------
+
+    def _hook_fused_heads(self) -> None:
+        """Wrap the modules TRL gave a fused LM head: every policy/reference forward passes through them.
+
+        Done lazily, at the first scoring call, because TRL patches them inside its ``__init__`` and may
+        precompute the reference log-probs before that ``__init__`` returns.
+        """
+        policy = self.accelerator.unwrap_model(self.model)
+        self._token_weights.wrap(policy.get_base_model() if is_peft_model(policy) else policy)
+        if self.ref_model is not None:
+            self._token_weights.wrap(self.accelerator.unwrap_model(self.ref_model))
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        self._hook_fused_heads()
+        weights = inputs.pop("completion_weights", None)
+        self._token_weights.current = weights
+        try:
+            result = super()._compute_loss(model, inputs, return_outputs)
+        finally:
+            self._token_weights.current = None
+        loss = result[0] if return_outputs else result
+        if not torch.isfinite(loss.detach()).all():  # a sync point, once per step: cheap next to the step
+            raise NonFiniteLossError(
+                f"the loss became {loss.item()} at step {self.state.global_step}; training stopped before the "
+                f"optimizer step, so the last saved checkpoint in {self.args.output_dir} is still good. "
+                "Lower the learning rate or check the token weights."
+            )
+        self._log_weight_means(weights, inputs["completion_mask"])
+        return result
+
+    def compute_ref_log_probs(self, model, inputs):
+        self._hook_fused_heads()
+        weights = inputs.pop("completion_weights", None)
+        self._token_weights.current = weights
+        try:
+            return super().compute_ref_log_probs(model, inputs)
+        finally:
+            self._token_weights.current = None
+
+    def _log_weight_means(self, weights: torch.Tensor | None, completion_mask: torch.Tensor) -> None:
+        mode = "train" if self.model.training else "eval"
+        mask = completion_mask.float()
+        values = mask if weights is None else weights.to(mask.device) * mask
+        chosen, rejected = values.chunk(2, dim=0)
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        for name, total, count in (("chosen", chosen.sum(), chosen_mask.sum()),
+                                   ("rejected", rejected.sum(), rejected_mask.sum())):
+            total = self.accelerator.gather_for_metrics(total).sum()
+            count = self.accelerator.gather_for_metrics(count).sum()
+            self._metrics[mode][f"weights/{name}_mean"].append((total / count.clamp(min=1)).item())
+
+
+__all__ = [
+    "NonFiniteLossError",
+    "TokenWeightedDPOConfig",
+    "TokenWeightedDPOTrainer",
+    "WeightAlignmentError",
+    "scale_shifted_log_probs",
+]

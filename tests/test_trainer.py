@@ -1,0 +1,229 @@
+"""TokenWeightedDPOTrainer: exact parity with trl.DPOTrainer, and the weighted losses by hand."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig
+from training_helpers import (
+    config_kwargs,
+    conversational_rows,
+    dataset,
+    perturbed_copy,
+    score_one_batch,
+    sequence_token_logps,
+)
+from trl import DPOConfig, DPOTrainer
+
+from musc_ecd.models import load_model
+from musc_ecd.training import (
+    TokenWeightedDPOConfig,
+    TokenWeightedDPOTrainer,
+    WeightAlignmentError,
+    completion_token_ids,
+    scale_shifted_log_probs,
+)
+
+METRICS = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+           "logps/rejected"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = load_model("tiny", dtype="float32", device="cpu")
+    return model, tokenizer
+
+
+def _rows_with_weights(tokenizer, make_weights):
+    rows = conversational_rows()
+    for row in rows:
+        for side in ("chosen", "rejected"):
+            count = len(completion_token_ids(tokenizer, row["prompt"], row[side]))
+            row[f"{side}_weights"] = make_weights(count)
+    return rows
+
+
+def _random_weights(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return lambda count: (torch.rand(count, generator=generator) * 2).tolist()
+
+
+def _build(cls, config_cls, tiny, tmp_path, rows=None, lora=False, **config):
+    """A trainer whose policy differs from its reference (perturbed weights, or a random LoRA init)."""
+    base, tokenizer = tiny
+    kwargs = dict(args=config_cls(**config_kwargs(tmp_path, **config)), train_dataset=dataset(rows),
+                  processing_class=tokenizer)
+    if lora:
+        torch.manual_seed(0)  # same random adapter in every trainer built by a test
+        peft = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+        return cls(model=copy.deepcopy(base), peft_config=peft, **kwargs)
+    return cls(model=perturbed_copy(base), ref_model=copy.deepcopy(base), **kwargs)
+
+
+def _assert_same(ours, theirs):
+    loss_a, metrics_a, grads_a = ours
+    loss_b, metrics_b, grads_b = theirs
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-6, rtol=0)
+    for key in METRICS:
+        assert metrics_a[key] == pytest.approx(metrics_b[key], abs=1e-6), key
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name in grads_b:
+        torch.testing.assert_close(grads_a[name], grads_b[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+@pytest.mark.parametrize("precompute", [False, True], ids=["live-ref", "precomputed-ref"])
+def test_parity_with_trl_without_weights_and_with_uniform_weights(tiny, tmp_path, lora, precompute):
+    reference = score_one_batch(_build(DPOTrainer, DPOConfig, tiny, tmp_path / "trl", lora=lora,
+                                       precompute_ref_log_probs=precompute))
+    absent = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "a",
+                                    lora=lora, precompute_ref_log_probs=precompute))
+    uniform_rows = _rows_with_weights(tiny[1], lambda count: [1.0] * count)
+    uniform = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "u",
+                                     rows=uniform_rows, lora=lora, precompute_ref_log_probs=precompute))
+    assert reference[0] != pytest.approx(0.6931, abs=1e-3)  # policy ≠ reference: a real test
+    _assert_same(absent, reference)
+    _assert_same(uniform, reference)
+    assert uniform[1]["weights/chosen_mean"] == 1.0
+
+
+def _hand_sums(trainer, batch):
+    """Σ_t w_t·log π and Σ_t w_t·log π_ref per row, computed from plain logits."""
+    weights = batch["completion_weights"][:, 1:]
+    args = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+    policy = sequence_token_logps(trainer.model, *args)
+    reference = sequence_token_logps(trainer.ref_model, *args)
+    return (policy * weights).sum(1), (reference * weights).sum(1), policy, weights
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "hinge", "ipo", "sft"])
+def test_weighted_losses_against_their_formulas(tiny, tmp_path, loss_type):
+    rows = _rows_with_weights(tiny[1], _random_weights())
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows,
+                     loss_type=[loss_type])
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    policy_sum, ref_sum, policy_tokens, weights = _hand_sums(trainer, batch)
+    ratio_chosen, ratio_rejected = (policy_sum - ref_sum).chunk(2)
+    beta = trainer.beta
+    if loss_type == "sigmoid":
+        expected = -F.logsigmoid(beta * (ratio_chosen - ratio_rejected)).mean()
+    elif loss_type == "hinge":
+        expected = torch.relu(1 - beta * (ratio_chosen - ratio_rejected)).mean()
+    elif loss_type == "ipo":
+        counts_chosen, counts_rejected = batch["completion_mask"].sum(1).float().chunk(2)
+        delta = ratio_chosen / counts_chosen - ratio_rejected / counts_rejected
+        expected = ((delta - 1 / (2 * beta)) ** 2).mean()
+    else:  # sft: mean over chosen completion tokens of −w_t·log π(y_t)
+        chosen_mask = batch["completion_mask"][:, 1:].chunk(2)[0].bool()
+        expected = -(policy_tokens * weights).chunk(2)[0][chosen_mask].mean()
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    torch.testing.assert_close(loss.detach(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_slic_is_hinge_plus_weighted_sft_regulariser(tiny, tmp_path):
+    rows = _rows_with_weights(tiny[1], _random_weights(3))
+    losses = {}
+    for name, loss_type, weights in (("slic", ["hinge", "sft"], [1.0, 0.5]), ("hinge", ["hinge"], None),
+                                     ("sft", ["sft"], None)):
+        trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / name, rows=rows,
+                         loss_type=loss_type, loss_weights=weights)
+        losses[name] = score_one_batch(trainer)[0]
+    torch.testing.assert_close(losses["slic"], losses["hinge"] + 0.5 * losses["sft"], atol=1e-6, rtol=0)
+
+
+def test_zero_weight_token_gets_no_gradient_through_its_log_prob(tiny, tmp_path):
+    rows = _rows_with_weights(tiny[1], _random_weights(1))
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    last = int(batch["completion_mask"][0].nonzero().max())  # last completion token of chosen row 0:
+    other = (int(batch["input_ids"][0, last]) + 7) % 500     # nothing after it reads it, so only its own
+                                                              # log-prob depends on its identity
+
+    def loss_and_grads(weight_at_last, token):
+        trial = {k: v.clone() for k, v in batch.items()}
+        trial["completion_weights"][0, last] = weight_at_last
+        trial["input_ids"][0, last] = token
+        trainer.model.zero_grad(set_to_none=True)
+        loss = trainer.compute_loss(trainer.model, trial)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+
+    trainer.model.train()
+    original = int(batch["input_ids"][0, last])
+    loss_a, grads_a = loss_and_grads(0.0, original)
+    loss_b, grads_b = loss_and_grads(0.0, other)
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-7, rtol=0)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=0)
+    # control: with weight 1 the same swap does change the loss, so the test can fail
+    assert abs(loss_and_grads(1.0, original)[0] - loss_and_grads(1.0, other)[0]) > 1e-6
+
+
+def test_doubling_every_weight_equals_doubling_beta(tiny, tmp_path):
+    rows = _rows_with_weights(tiny[1], _random_weights(2))
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    trainer.model.train()
+    doubled = {**batch, "completion_weights": batch["completion_weights"] * 2}
+    loss_doubled_weights = trainer.compute_loss(trainer.model, doubled)
+    trainer.beta *= 2
+    loss_doubled_beta = trainer.compute_loss(trainer.model, dict(batch))
+    torch.testing.assert_close(loss_doubled_weights, loss_doubled_beta, atol=1e-6, rtol=0)
+
+
+def test_precomputed_reference_matches_live_reference_with_weights(tiny, tmp_path):
+    rows = _rows_with_weights(tiny[1], _random_weights(4))
+    live = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "l", rows=rows))
+    cached = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "c", rows=rows,
+                                    precompute_ref_log_probs=True))
+    _assert_same(cached, live)
+
+
+def test_precomputed_reference_is_never_stale_after_weights_change(tiny, tmp_path):
+    """Two datasets TRL would fingerprint identically (same base fingerprint), different weights."""
+    results = {}
+    for seed in (5, 6):
+        rows = _rows_with_weights(tiny[1], _random_weights(seed))
+        for precompute in (True, False):
+            base, tokenizer = tiny
+            data = dataset(rows)
+            data._fingerprint = "same-for-both"  # as when a file is rewritten in place
+            trainer = TokenWeightedDPOTrainer(
+                model=perturbed_copy(base), ref_model=copy.deepcopy(base),
+                args=TokenWeightedDPOConfig(**config_kwargs(tmp_path, precompute_ref_log_probs=precompute)),
+                train_dataset=data, processing_class=tokenizer)
+            results[seed, precompute] = score_one_batch(trainer)[0].item()
+    assert results[5, True] == pytest.approx(results[5, False], abs=1e-6)
+    assert results[6, True] == pytest.approx(results[6, False], abs=1e-6)
+    assert results[5, False] != pytest.approx(results[6, False], abs=1e-4)
+
+
+def test_weight_length_mismatch_names_example_and_lengths(tiny, tmp_path):
+    rows = _rows_with_weights(tiny[1], lambda count: [1.0] * count)
+    rows[2]["rejected_weights"] = rows[2]["rejected_weights"][:-1]
+    expected = len(rows[2]["rejected_weights"])
+    with pytest.raises(WeightAlignmentError, match=rf"example 2: rejected_weights has {expected} weights but "
+                                                   rf"the rejected completion has {expected + 1} tokens"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows)
+
+
+def test_unsupported_options_are_refused_up_front(tiny, tmp_path):
+    with pytest.raises(ValueError, match="not supported with token weights"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, loss_type=["robust"])
+    with pytest.raises(ValueError, match="use_liger_kernel"):
+        TokenWeightedDPOTrainer._check_supported(TokenWeightedDPOConfig(**config_kwargs(tmp_path),
+                                                                        use_liger_kernel=True))
+    with pytest.raises(ValueError, match="curriculum"):
+        TokenWeightedDPOConfig(**config_kwargs(tmp_path), curriculum="hardest_first")
+
+
+def test_scale_shifted_log_probs_by_hand():
+    log_probs = torch.tensor([[-1.0, -2.0, -3.0]])  # scores tokens 1, 2, 3 of a 4-token row
+    weights = torch.tensor([[9.0, 0.5, 0.0, 2.0]])  # weight 9 sits on token 0, which is never scored
+    torch.testing.assert_close(scale_shifted_log_probs(log_probs, weights), torch.tensor([[-0.5, 0.0, -6.0]]))
+    virtual = torch.tensor([[-4.0, -1.0, -2.0, -3.0]])  # one leading virtual position keeps weight 1
+    torch.testing.assert_close(scale_shifted_log_probs(virtual, weights), torch.tensor([[-4.0, -0.5, 0.0, -6.0]]))
