@@ -27,6 +27,15 @@ def _respond(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from musc_ecd.training.run import train
+
+    cfg, run_dir = _prepare(args)
+    summary = train(cfg, run_dir)
+    print(f"trained {summary['global_steps']} steps on {summary['pairs']} pairs -> {run_dir / 'model'}")
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     from musc_ecd.config import load_config, to_yaml
 
@@ -36,6 +45,7 @@ def _show_config(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
+    "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
 }
 

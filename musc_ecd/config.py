@@ -118,6 +118,67 @@ class StoreConfig:
         _check(self.commit_every >= 1, "store.commit_every", self.commit_every, "an integer >= 1")
 
 
+LOSSES = ("sigmoid", "hinge", "ipo", "sft")
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = "all-linear"
+    """Which linear layers get adapters; ``all-linear`` as in the MuSC release."""
+
+
+@dataclass
+class TrainConfig:
+    """Preference training on a pairs artifact (TokenWeightedDPOTrainer on TRL). Defaults: MuSC's release."""
+
+    pairs: str | None = None
+    """Pairs artifact (JSONL); None = RUN_DIR/pairs.jsonl."""
+    finetuning: Literal["lora", "full"] = "lora"
+    """``lora``: the reference is the base model with the adapter disabled; ``full``: a frozen copy."""
+    loss: list[str] = field(default_factory=lambda: ["sigmoid"])
+    """TRL loss types, combined: sigmoid (DPO), hinge (SLiC), ipo, sft. SLiC with its SFT term: [hinge, sft]."""
+    loss_weights: list[float] | None = None
+    """One weight per loss (e.g. SLiC's λ for sft); None = all 1."""
+    beta: float = 0.1
+    """β, the DPO temperature (for ipo: τ)."""
+    learning_rate: float = 5e-6
+    epochs: float = 3.0
+    max_steps: int = -1
+    """> 0 overrides epochs."""
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
+    batch_size: int = 2
+    """Pairs per device per step."""
+    gradient_accumulation_steps: int = 4
+    """Effective batch = batch_size × this × devices (8 in the MuSC release)."""
+    max_length: int = 2048
+    precompute_ref_log_probs: bool = False
+    curriculum: Literal["random", "easy_to_hard", "staged"] = "random"
+    """Order by the pairs' ``difficulty`` (larger = harder)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """``auto``: bf16 autocast over fp32 weights where the hardware has bf16 (this CPU does), else fp32."""
+    gradient_checkpointing: bool = False
+    save_steps: int = 50
+    """Checkpoint every N optimizer steps; a rerun resumes from the last one."""
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.loss if name not in LOSSES]
+        _check(not unknown and bool(self.loss), "train.loss", self.loss, f"a non-empty list of {', '.join(LOSSES)}")
+        _check(self.loss_weights is None or len(self.loss_weights) == len(self.loss), "train.loss_weights",
+               self.loss_weights, "null or one weight per entry of train.loss")
+        _check(self.beta > 0, "train.beta", self.beta, "a number > 0")
+        _check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
+        _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+
+
 @dataclass
 class Config:
     """The whole configuration; every command reads the sections it needs."""
@@ -130,6 +191,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -30,3 +30,9 @@ class DataError(UserError):
 
 class RunDirConflictError(UserError):
     """A run directory that already holds results made with a different config."""
+
+
+class TrainingDivergedError(UserError):
+    """The training loss became NaN or infinite; the last saved checkpoint is kept."""
+
+    exit_code = 3

@@ -60,6 +60,29 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+class DirectoryLock:
+    """An exclusive, non-blocking lock on one stage of a run directory (released at process death too)."""
+
+    def __init__(self, directory: Path, name: str):
+        directory.mkdir(parents=True, exist_ok=True)
+        self._handle = open(directory / f".{name}.lock", "w")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise RunDirConflictError(f"{directory} is in use by another musc-ecd process") from None
+
+    def release(self) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+    def __enter__(self) -> DirectoryLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class ShardedJsonl:
     """Append-only sharded JSONL of records keyed by ``id``; see the module docstring."""
 
@@ -137,13 +160,7 @@ class StageStore:
         self.stage_dir = Path(stage_dir)
         self.artifact = artifact
         self.fingerprint = fingerprint
-        self.stage_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.stage_dir / f".{artifact}.lock", "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise RunDirConflictError(f"{self.stage_dir} is in use by another musc-ecd process") from None
+        self._lock = DirectoryLock(self.stage_dir, artifact)
         self.accepted = ShardedJsonl(self.stage_dir / f"{artifact}.parts", fingerprint)
         self.rejected = ShardedJsonl(self.stage_dir / f"{REJECTS}.parts", fingerprint)
 
@@ -209,8 +226,7 @@ class StageStore:
     def close(self) -> None:
         self.accepted.close()
         self.rejected.close()
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+        self._lock.release()
 
     def __enter__(self) -> StageStore:
         return self

@@ -1,0 +1,188 @@
+"""The ``train`` stage: a pairs artifact in, a trained adapter (or model) and its metrics out.
+
+    RUN_DIR/train/checkpoint-N/   Trainer checkpoints (a rerun resumes from the last one)
+    RUN_DIR/train/metrics.jsonl   one line per logged step (TRL's metrics, weight means, loss, lr)
+    RUN_DIR/model/                the LoRA adapter (or full model) + tokenizer, loadable with peft/transformers
+    RUN_DIR/model/manifest.json   written last: the stage is complete
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from musc_ecd.config import Config, fingerprint
+from musc_ecd.errors import ConfigError, DataError, RunDirConflictError, TrainingDivergedError
+from musc_ecd.store import DirectoryLock, read_jsonl, write_atomic
+
+log = logging.getLogger(__name__)
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+OPTIONAL_COLUMNS = ("chosen_weights", "rejected_weights", "difficulty")
+
+
+def load_pairs(path: Path) -> list[dict]:
+    """The pairs a trainer needs from an artifact: TRL's columns plus weights and difficulty.
+
+    Provenance (``meta``) stays on disk: its shape differs between methods and TRL never reads it.
+    A line without prompt/chosen/rejected is an error naming the line: a pairs artifact is produced by
+    this project, so a bad line means a damaged file, not noisy input.
+    """
+    if not path.is_file():
+        raise DataError(f"no pairs artifact at {path}; run `musc-ecd generate` first or set train.pairs")
+    rows = []
+    for line_no, record in enumerate(read_jsonl(path), start=1):
+        missing = [c for c in PAIR_COLUMNS if not record.get(c)]
+        if missing:
+            raise DataError(f"{path}:{line_no}: pair without {', '.join(missing)}")
+        row = {c: record[c] for c in PAIR_COLUMNS}
+        row.update({c: record.get(c) for c in OPTIONAL_COLUMNS})
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path} holds no pairs")
+    return [_drop_absent(rows, row) for row in rows]
+
+
+def _drop_absent(rows: list[dict], row: dict) -> dict:
+    """Leave out optional columns that no row has, so the dataset has no all-None columns."""
+    return {k: v for k, v in row.items() if k in PAIR_COLUMNS or any(r.get(k) is not None for r in rows)}
+
+
+def train(cfg: Config, run_dir: Path) -> dict:
+    """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
+    pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
+    model_dir, work_dir = run_dir / "model", run_dir / "train"
+    key = fingerprint(cfg, ("seed", "model", "train"))
+    with DirectoryLock(run_dir, "train"):
+        manifest = model_dir / "manifest.json"
+        if manifest.is_file():
+            done = json.loads(manifest.read_text())
+            if done.get("fingerprint") == key:
+                log.info("the trained model in %s is complete; nothing to do", model_dir)
+                return done["summary"]
+            raise RunDirConflictError(f"{model_dir} holds a model trained with a different config; "
+                                      "use another run_dir or delete it")
+        rows = load_pairs(pairs_path)
+        if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
+            raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on every "
+                              f"pair, and {pairs_path} has pairs without one")
+        summary = _fit(cfg, rows, work_dir, model_dir)
+        summary["pairs_path"] = str(pairs_path)
+        write_atomic(manifest, json.dumps({"fingerprint": key, "summary": summary}, indent=2) + "\n")
+    return summary
+
+
+def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from musc_ecd.models.loading import load_model
+    from musc_ecd.training.callbacks import MetricsJsonl
+    from musc_ecd.training.trainer import NonFiniteLossError, TokenWeightedDPOTrainer
+
+    settings = cfg.train
+    # Mixed precision keeps fp32 master weights; only an explicit model.dtype loads lower precision.
+    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
+    model, tokenizer = load_model(cfg.model.policy, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    args = _trainer_args(cfg, work_dir)
+    peft_config = _lora(cfg) if settings.finetuning == "lora" else None
+    trainer = TokenWeightedDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                      processing_class=tokenizer, peft_config=peft_config)
+    checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
+    trainer.add_callback(metrics)
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+    started = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    except NonFiniteLossError as exc:
+        last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+        raise TrainingDivergedError(f"{exc} Last good checkpoint: {last or 'none saved yet'}") from None
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(model_dir))  # the adapter (LoRA) or the full model, plus the tokenizer
+    tokenizer.save_pretrained(str(model_dir))
+    summary = {
+        "base_model": cfg.model.policy,
+        "finetuning": settings.finetuning,
+        "loss": list(settings.loss),
+        "pairs": len(rows),
+        "weighted_pairs": sum(1 for r in rows if r.get("chosen_weights") is not None),
+        "global_steps": result.global_step,
+        "train_loss": result.training_loss,
+        "train_seconds_this_session": round(seconds, 1),
+        "resumed_from": checkpoint,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "precision": "bf16" if args.bf16 else "fp32",
+        "final_metrics": metrics.last,
+    }
+    write_atomic(model_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    log.info("trained %d steps in %.1f s -> %s", result.global_step, seconds, model_dir)
+    return summary
+
+
+def _trainer_args(cfg: Config, work_dir: Path):
+    import torch
+
+    from musc_ecd.training.trainer import TokenWeightedDPOConfig
+
+    settings = cfg.train
+    on_gpu = torch.cuda.is_available()
+    if settings.precision == "auto":
+        bf16 = torch.cuda.is_bf16_supported() if on_gpu else _cpu_has_bf16()
+    else:
+        bf16 = settings.precision == "bf16"
+    return TokenWeightedDPOConfig(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
+        beta=settings.beta,
+        loss_type=list(settings.loss),
+        loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
+        max_length=settings.max_length,
+        precompute_ref_log_probs=settings.precompute_ref_log_probs,
+        curriculum=settings.curriculum,
+        seed=cfg.seed,
+        bf16=bf16,
+        use_cpu=not on_gpu,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+def _lora(cfg: Config):
+    from peft import LoraConfig
+
+    lora = cfg.train.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM")
+
+
+def _cpu_has_bf16() -> bool:
+    """AVX-512 BF16 (or AMX) makes bf16 autocast faster than fp32 on CPU; without it, it is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    if checkpoint is None:
+        return None
+    step = Path(checkpoint).name.rsplit("-", 1)[-1]
+    return int(step) if step.isdigit() else None
+

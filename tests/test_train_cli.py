@@ -1,0 +1,130 @@
+"""`musc-ecd train` end to end on the tiny model: adapter out, resume, curriculum order, NaN stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import write_jsonl
+
+from musc_ecd.cli import main
+from musc_ecd.config import load_config
+from musc_ecd.errors import ConfigError, TrainingDivergedError
+from musc_ecd.store import read_jsonl
+from musc_ecd.training import callbacks
+from musc_ecd.training.run import train
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_TINY = str(REPO / "configs" / "train_tiny.yaml")
+PAIRS = REPO / "configs" / "data" / "pairs_sample.jsonl"
+
+
+def _cfg(tmp_path, *overrides):
+    return load_config(TRAIN_TINY, [f"run_dir={tmp_path}", f"train.pairs={PAIRS}", *overrides])
+
+
+def test_train_saves_an_adapter_that_loads_with_peft_and_generates(tmp_path):
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}"]) == 0
+    model_dir = tmp_path / "model"
+    summary = json.loads((model_dir / "train_summary.json").read_text())
+    assert summary["pairs"] == 32 and summary["global_steps"] == 4 and summary["finetuning"] == "lora"
+    metrics = read_jsonl(tmp_path / "train" / "metrics.jsonl")
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+    assert {"rewards/margins", "weights/chosen_mean", "logps/chosen"} <= metrics[0].keys()
+
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    model = AutoPeftModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the adapter learned something
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                           add_generation_prompt=True)
+    out = model.generate(**tokenizer(prompt, return_tensors="pt"), max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > len(tokenizer(prompt)["input_ids"])
+
+    # a finished run is not redone
+    assert main(["train", str(tmp_path / "config.yaml")]) == 0
+    assert "nothing to do" in (tmp_path / "log.txt").read_text()
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    overrides = ("train.max_steps=8", "train.save_steps=2", "train.batch_size=2")
+    clean = train(_cfg(tmp_path / "clean", *overrides), tmp_path / "clean")
+
+    original_on_log = callbacks.MetricsJsonl.on_log
+
+    def interrupt_at_step_5(self, args, state, control, logs=None, **kwargs):
+        original_on_log(self, args, state, control, logs, **kwargs)
+        if state.global_step == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.MetricsJsonl, "on_log", interrupt_at_step_5)
+    run_dir = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(run_dir, *overrides), run_dir)
+    assert (run_dir / "train" / "checkpoint-4").is_dir() and not (run_dir / "model").exists()
+    monkeypatch.setattr(callbacks.MetricsJsonl, "on_log", original_on_log)
+
+    resumed = train(_cfg(run_dir, *overrides), run_dir)
+    assert resumed["resumed_from"].endswith("checkpoint-4") and resumed["global_steps"] == 8
+    steps = [m["step"] for m in read_jsonl(run_dir / "train" / "metrics.jsonl") if "loss" in m]
+    assert steps == list(range(1, 9))  # step 5 was logged before the kill, dropped, and redone once
+
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "clean" / "model" / "adapter_model.safetensors")
+    b = load_file(run_dir / "model" / "adapter_model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+    assert clean["global_steps"] == 8
+
+
+def test_staged_curriculum_feeds_levels_in_order(tmp_path, monkeypatch):
+    """Record what the trainer actually batches, map each pair back to its difficulty."""
+    from musc_ecd.models import load_model
+    from musc_ecd.training import DataCollatorForWeightedPreference, completion_token_ids
+
+    _, tokenizer = load_model("tiny", device="cpu")
+    rows = read_jsonl(PAIRS)
+    difficulty_of = {(tuple(completion_token_ids(tokenizer, r["prompt"], r["chosen"])), r["prompt"][0]["content"]):
+                     r["difficulty"] for r in rows}
+    prompt_of = {tuple(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True,
+                                                     return_dict=True)["input_ids"]): r["prompt"][0]["content"]
+                 for r in rows}
+    consumed = []
+    original = DataCollatorForWeightedPreference.torch_call
+
+    def record(self, examples):
+        for e in examples:
+            consumed.append(difficulty_of[tuple(e["chosen_ids"]), prompt_of[tuple(e["prompt_ids"])]])
+        return original(self, examples)
+
+    monkeypatch.setattr(DataCollatorForWeightedPreference, "torch_call", record)
+    train(_cfg(tmp_path, "train.curriculum=staged", "train.epochs=2", "train.batch_size=8",
+               "train.gradient_accumulation_steps=1"), tmp_path)
+    assert len(consumed) == 64  # 32 pairs × 2 epochs
+    assert consumed == sorted(consumed)  # every level-1 pass (both epochs' worth) before any level 2, ...
+    assert consumed[:16] == [1] * 16
+
+
+def test_curriculum_without_difficulty_is_a_config_error(tmp_path):
+    rows = [dict(r, difficulty=None) for r in read_jsonl(PAIRS)]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    with pytest.raises(ConfigError, match="needs a difficulty"):
+        train(load_config(TRAIN_TINY, [f"run_dir={tmp_path}", f"train.pairs={pairs}", "train.curriculum=staged"]),
+              tmp_path)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, capsys):
+    code = main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.finetuning=full",
+                 "train.learning_rate=1e30", "train.save_steps=1", "train.lr_scheduler=constant",
+                 "train.warmup_ratio=0", "train.max_steps=6"])
+    err = capsys.readouterr().err
+    assert code == TrainingDivergedError.exit_code
+    assert "the loss became nan" in err.lower() and "Last good checkpoint:" in err and "Traceback" not in err
+    checkpoints = sorted((tmp_path / "train").glob("checkpoint-*"))
+    assert checkpoints and not (tmp_path / "model").exists()
