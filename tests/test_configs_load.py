@@ -7,7 +7,9 @@ import pytest
 from musc_ecd.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml"))
+ACCELERATE = REPO / "configs" / "accelerate"
+YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml")
+               if ACCELERATE not in p.parents)
 
 
 def test_there_are_configs():
@@ -19,3 +21,12 @@ def test_config_loads(path):
     first_line = path.read_text().splitlines()[0]
     assert first_line.startswith("#"), "every config starts with the command that runs it"
     load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(ACCELERATE.glob("*.yaml")), ids=lambda p: p.name)
+def test_accelerate_config_is_valid_for_accelerate(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    assert path.read_text().startswith("# accelerate launch")
+    config = ClusterConfig.from_yaml_file(str(path))
+    assert config.mixed_precision == "bf16" and config.num_processes >= 2

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -55,7 +57,9 @@ def train(cfg: Config, run_dir: Path) -> dict:
     pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
     model_dir, work_dir = run_dir / "model", run_dir / "train"
     key = fingerprint(cfg, ("seed", "model", "train"))
-    with DirectoryLock(run_dir, "train"):
+    # Under `accelerate launch` every rank runs this; rank 0 alone holds the lock and writes the manifest.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with DirectoryLock(run_dir, "train") if main_process else contextlib.nullcontext():
         manifest = model_dir / "manifest.json"
         if manifest.is_file():
             done = json.loads(manifest.read_text())
@@ -70,7 +74,8 @@ def train(cfg: Config, run_dir: Path) -> dict:
                               f"pair, and {pairs_path} has pairs without one")
         summary = _fit(cfg, rows, work_dir, model_dir)
         summary["pairs_path"] = str(pairs_path)
-        write_atomic(manifest, json.dumps({"fingerprint": key, "summary": summary}, indent=2) + "\n")
+        if main_process:
+            write_atomic(manifest, json.dumps({"fingerprint": key, "summary": summary}, indent=2) + "\n")
     return summary
 
 
@@ -86,7 +91,9 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path) -> dict
     settings = cfg.train
     # Mixed precision keeps fp32 master weights; only an explicit model.dtype loads lower precision.
     dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
-    model, tokenizer = load_model(cfg.model.policy, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    # Loaded on CPU: the Trainer (accelerate) places it on each process's own device.
+    model, tokenizer = load_model(cfg.model.policy, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
+                                  device="cpu")
     args = _trainer_args(cfg, work_dir)
     peft_config = _lora(cfg) if settings.finetuning == "lora" else None
     trainer = TokenWeightedDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
@@ -119,7 +126,8 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path) -> dict
         "precision": "bf16" if args.bf16 else "fp32",
         "final_metrics": metrics.last,
     }
-    write_atomic(model_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    if trainer.is_world_process_zero():
+        write_atomic(model_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     log.info("trained %d steps in %.1f s -> %s", result.global_step, seconds, model_dir)
     return summary
 

@@ -236,22 +236,15 @@ class TokenWeightedDPOTrainer(DPOTrainer):
             self._token_weights.current = None
 
     def _log_weight_means(self, weights: torch.Tensor | None, completion_mask: torch.Tensor) -> None:
+        """Mean token weight of chosen and rejected completions, over all processes (one gather, one sync)."""
         mode = "train" if self.model.training else "eval"
         mask = completion_mask.float()
         values = mask if weights is None else weights.to(mask.device) * mask
         chosen, rejected = values.chunk(2, dim=0)
         chosen_mask, rejected_mask = mask.chunk(2, dim=0)
-        for name, total, count in (("chosen", chosen.sum(), chosen_mask.sum()),
-                                   ("rejected", rejected.sum(), rejected_mask.sum())):
-            total = self.accelerator.gather_for_metrics(total).sum()
-            count = self.accelerator.gather_for_metrics(count).sum()
-            self._metrics[mode][f"weights/{name}_mean"].append((total / count.clamp(min=1)).item())
-
-
-__all__ = [
-    "NonFiniteLossError",
-    "TokenWeightedDPOConfig",
-    "TokenWeightedDPOTrainer",
-    "WeightAlignmentError",
-    "scale_shifted_log_probs",
-]
+        totals = torch.stack([chosen.sum(), rejected.sum(), chosen_mask.sum(), rejected_mask.sum()])
+        chosen_total, rejected_total, chosen_count, rejected_count = (
+            self.accelerator.gather_for_metrics(totals.unsqueeze(0)).sum(0).tolist()
+        )
+        self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
+        self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
