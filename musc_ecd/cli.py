@@ -27,6 +27,15 @@ def _respond(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from musc_ecd.generate import generate
+
+    cfg, run_dir = _prepare(args)
+    summary = generate(cfg, run_dir)
+    print(f"{summary['accepted']} pairs, {summary['rejected']} rejected -> {run_dir / 'pairs.jsonl'}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from musc_ecd.training.run import train
 
@@ -45,6 +54,7 @@ def _show_config(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
+    "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
     "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
 }

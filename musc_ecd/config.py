@@ -118,6 +118,41 @@ class StoreConfig:
         _check(self.commit_every >= 1, "store.commit_every", self.commit_every, "an integer >= 1")
 
 
+@dataclass
+class MuscCoarseConfig:
+    """MuSC coarse granularity (METHODS.md §1a). Every model call is the policy's."""
+
+    drop_ratio: float = 0.3
+    """Share of constraints to corrupt: k = max(1, round(drop_ratio · n))."""
+    p_drop: float = 0.5
+    p_substitute: float = 0.25
+    p_negate: float = 0.25
+    keep_first: bool = True
+    """Never corrupt the first constraint (it usually carries the core task)."""
+    min_constraints: int = 2
+    """Decompositions with fewer constraints are rejected."""
+    decompose_temperature: float = 0.1
+    recombine_temperature: float = 0.1
+    rewrite_temperature: float = 0.7
+    """Substitute/negate calls (inferred: the papers do not say; some diversity helps)."""
+    respond_temperature: float = 0.5
+    decompose_max_tokens: int = 384
+    recombine_max_tokens: int = 256
+    rewrite_max_tokens: int = 64
+    respond_max_tokens: int = 512
+    self_judge_filter: bool = False
+    """Keep a pair only if the policy judges that `rejected` fails at least one corrupted constraint."""
+    judge_max_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        _check(0 < self.drop_ratio <= 1, "musc.drop_ratio", self.drop_ratio, "a number in (0, 1]")
+        total = self.p_drop + self.p_substitute + self.p_negate
+        probabilities = (self.p_drop, self.p_substitute, self.p_negate)
+        _check(min(probabilities) >= 0 and total > 0, "musc.p_drop/p_substitute/p_negate", probabilities,
+               "non-negative numbers with a positive sum")
+        _check(self.min_constraints >= 2, "musc.min_constraints", self.min_constraints, "an integer >= 2")
+
+
 LOSSES = ("sigmoid", "hinge", "ipo", "sft")
 
 
@@ -187,10 +222,13 @@ class Config:
     """Where artifacts, logs and the resolved config go. Rerunning with the same run_dir resumes."""
     seed: int = 0
     """Run seed; per-item seeds are derived from it, the item id and the stage."""
+    method: str = "musc_coarse"
+    """Pair builder for ``generate``: musc_coarse (more as they land)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    musc: MuscCoarseConfig = field(default_factory=MuscCoarseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -231,11 +269,15 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             raise ConfigError(f"config error: cannot parse override '{item}': {_first_line(exc)}") from None
         merged = _merge(merged, layer, source=f"command line '{item}'")
     try:
-        return OmegaConf.to_object(merged)  # runs the dataclasses' __post_init__ checks
+        cfg = OmegaConf.to_object(merged)  # runs the dataclasses' __post_init__ checks
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"config error: {_first_line(exc)}") from None
+    from musc_ecd.methods import check_method_name
+
+    check_method_name(cfg.method)  # an unknown method fails here, before any model loads
+    return cfg
 
 
 def _merge(base, layer, source: str):

@@ -12,7 +12,8 @@ Layout of one stage's directory (a command's ``run_dir``):
 
 Durability: a commit writes a batch of whole lines, flushes and fsyncs. A kill can leave only the
 last line of a shard torn; opening the store truncates a torn tail, so that item is simply redone.
-Every record carries a stable ``id``; resume skips ids already stored, so nothing is duplicated or
+Every record carries a stable ``id`` (and, when an item yields several records, the ``item_id`` they
+share); resume skips items already stored, so nothing is duplicated or
 lost, and the finished artifact is ordered by the input's ids, so it equals an uninterrupted run's.
 The parts are kept after finishing: extending a run to more items (a larger ``data.limit``) reuses
 them.
@@ -175,7 +176,9 @@ class StageStore:
 
     # -- state
     def done_ids(self) -> set[str]:
-        return set(self.accepted.records) | set(self.rejected.records)
+        """Ids of the *items* already handled (a record's ``item_id``, else its ``id``)."""
+        return {_item_id(r) for r in self.accepted.records.values()} | {
+            _item_id(r) for r in self.rejected.records.values()}
 
     def is_complete(self, item_ids: Sequence[str]) -> bool:
         """True when a manifest for exactly these items and this config exists."""
@@ -193,13 +196,14 @@ class StageStore:
         """Write the artifact (in ``item_ids`` order), rejects, summary, and last the manifest."""
         self.manifest_path.unlink(missing_ok=True)  # from here until the end the stage is unfinished
         wanted = list(item_ids)
-        missing = [i for i in wanted if i not in self.accepted.records and i not in self.rejected.records]
+        done = self.done_ids()
+        missing = [i for i in wanted if i not in done]
         if missing:
             raise RuntimeError(
                 f"cannot finalise {self.artifact}: {len(missing)} items have no result, e.g. {missing[0]}"
             )
-        accepted = [self.accepted.records[i] for i in wanted if i in self.accepted.records]
-        rejected = [self.rejected.records[i] for i in wanted if i in self.rejected.records]
+        accepted = _in_item_order(self.accepted.records.values(), wanted)
+        rejected = _in_item_order(self.rejected.records.values(), wanted)
         write_jsonl_atomic(self.artifact_path, accepted)
         write_jsonl_atomic(self.stage_dir / f"{REJECTS}.jsonl", rejected)
         summary = {
@@ -233,6 +237,18 @@ class StageStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _item_id(record: dict) -> str:
+    return record.get("item_id", record["id"])
+
+
+def _in_item_order(records: Iterable[dict], item_ids: Sequence[str]) -> list[dict]:
+    """Records grouped by item in input order; an item's records keep the order they were made in."""
+    by_item: dict[str, list[dict]] = {}
+    for record in records:
+        by_item.setdefault(_item_id(record), []).append(record)
+    return [record for item in item_ids for record in by_item.get(item, [])]
 
 
 def _ids_hash(item_ids: Sequence[str]) -> str:

@@ -50,7 +50,7 @@ def test_extending_the_limit_answers_only_new_items(tmp_path):
     assert main([*args, "data.limit=6"]) == 0
     second = read_jsonl(run_dir / "responses.jsonl")
     assert second[:3] == first and len(second) == 6
-    assert "3 already answered, 3 to answer" in (run_dir / "log.txt").read_text()
+    assert "3 already done, 3 to do" in (run_dir / "log.txt").read_text()
 
 
 def test_sigkill_then_rerun_writes_only_the_missing(tmp_path):
@@ -70,5 +70,5 @@ def test_sigkill_then_rerun_writes_only_the_missing(tmp_path):
     assert 4 <= answered < 40, "the kill must land half-way"
 
     subprocess.run([*command, *common, f"run_dir={killed}"], check=True, env=env, timeout=300, capture_output=True)
-    assert f"{answered} already answered, {40 - answered} to answer" in (killed / "log.txt").read_text()
+    assert f"{answered} already done, {40 - answered} to do" in (killed / "log.txt").read_text()
     assert (killed / "responses.jsonl").read_bytes() == (clean / "responses.jsonl").read_bytes()

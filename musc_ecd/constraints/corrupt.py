@@ -1,0 +1,95 @@
+"""Corrupt a constraint list (MuSC §1a step 3): drop, substitute or negate some constraints.
+
+``plan_corruption`` is pure: with a per-item random generator it picks ``k = max(1, round(drop_ratio·n))``
+constraints (never the first when ``keep_first``: it carries the core task) and an operator for each.
+Substitute and negate need the policy to write the new constraint; ``parse_rewritten_constraint`` reads
+its one-line answer strictly. ``apply_corruption`` builds the corrupted list.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from musc_ecd.prompts import load_template
+
+Operator = Literal["drop", "substitute", "negate"]
+OPERATORS: tuple[Operator, ...] = ("drop", "substitute", "negate")
+MAX_CONSTRAINT_WORDS = 40
+
+
+@dataclass(frozen=True)
+class Corruption:
+    index: int
+    operator: Operator
+    original: str
+    new: str | None = None
+    """The substituted or negated text; None for drop."""
+    fallback_from: Operator | None = None
+    """Set when a substitute/negate rewrite was unusable and the constraint was dropped instead."""
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "operator": self.operator, "original": self.original, "new": self.new,
+                "fallback_from": self.fallback_from}
+
+
+def corruption_count(n: int, drop_ratio: float, keep_first: bool) -> int:
+    """k = max(1, round(drop_ratio · n)), capped by how many constraints may be touched."""
+    available = n - 1 if keep_first else n
+    return min(max(1, round(drop_ratio * n)), available)
+
+
+def plan_corruption(constraints: Sequence[str], rng: random.Random, drop_ratio: float,
+                    probabilities: dict[str, float], keep_first: bool = True) -> list[Corruption]:
+    """Which constraints to corrupt and how, in index order (texts for substitute/negate still to write)."""
+    first = 1 if keep_first else 0
+    k = corruption_count(len(constraints), drop_ratio, keep_first)
+    indices = sorted(rng.sample(range(first, len(constraints)), k))
+    names = list(OPERATORS)
+    weights = [probabilities[name] for name in names]
+    return [Corruption(i, rng.choices(names, weights)[0], constraints[i]) for i in indices]
+
+
+def rewrite_request(corruption: Corruption) -> list[dict]:
+    """The policy call that writes a substitute or a negation of ``corruption.original``."""
+    template = load_template("substitute" if corruption.operator == "substitute" else "negate")
+    return [{"role": "user", "content": template.render(constraint=corruption.original)}]
+
+
+_LABEL = re.compile(r"^\s*(?:new constraint|rewritten|constraint)\s*:\s*", re.IGNORECASE)
+
+
+def parse_rewritten_constraint(text: str, original: str) -> str | None:
+    """The first non-empty line, without labels, numbering or quotes; None if empty, unchanged or too long."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    line = _LABEL.sub("", line)
+    line = re.sub(r"^\s*(?:\d{1,2}[.)]|[-*•])\s*", "", line).strip().strip('"').strip()
+    if not line or line.lower().rstrip(".") == original.lower().rstrip("."):
+        return None
+    if len(line.split()) > MAX_CONSTRAINT_WORDS:
+        return None
+    return line
+
+
+def with_rewrite(corruption: Corruption, new_text: str | None) -> Corruption:
+    """Fill in the rewritten text; an unusable rewrite falls back to dropping (recorded by the caller)."""
+    if corruption.operator == "drop":
+        return corruption
+    if new_text is None:
+        return replace(corruption, operator="drop", new=None, fallback_from=corruption.operator)
+    return replace(corruption, new=new_text)
+
+
+def apply_corruption(constraints: Sequence[str], corruptions: Sequence[Corruption]) -> list[str]:
+    by_index = {c.index: c for c in corruptions}
+    result = []
+    for index, text in enumerate(constraints):
+        corruption = by_index.get(index)
+        if corruption is None:
+            result.append(text)
+        elif corruption.operator != "drop":
+            result.append(corruption.new)
+    return result

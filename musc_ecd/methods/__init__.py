@@ -1,0 +1,26 @@
+"""Pair builders by name. Each module exposes ``build(generator, cfg) -> process(items)`` and
+``summarize(pairs, rejects) -> dict``; it is imported only when chosen."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from musc_ecd.errors import ConfigError
+
+METHODS = {
+    "musc_coarse": "musc_ecd.methods.musc_coarse",
+}
+
+
+def get_method(name: str):
+    check_method_name(name)
+    return importlib.import_module(METHODS[name])
+
+
+def check_method_name(name: str) -> None:
+    if name not in METHODS:
+        hint = difflib.get_close_matches(name, list(METHODS), n=1)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise ConfigError(f"config error: method={name!r} is not a pair builder; allowed: "
+                          f"{', '.join(METHODS)}{suggestion}")
