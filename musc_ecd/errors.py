@@ -24,6 +24,10 @@ class BackendUnavailableError(UserError):
     """A generation backend whose library is not installed or cannot run here."""
 
 
+class PromptTooLongError(UserError):
+    """A prompt that does not fit the model's context window."""
+
+
 class DataError(UserError):
     """An input data file that is missing or unusable as a whole (single bad lines become rejects)."""
 

@@ -78,3 +78,10 @@ def test_top_p_filter_by_hand():
     torch.testing.assert_close(kept, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
     torch.testing.assert_close(top_p_filter(probs, 0.01), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
     assert top_p_filter(probs, 1.0) is probs
+
+
+def test_prompt_longer_than_the_context_is_a_clear_error(tiny_hf):
+    from musc_ecd.errors import PromptTooLongError
+
+    with pytest.raises(PromptTooLongError, match=r"request 1 has \d+ prompt tokens but the model's context is 2048"):
+        tiny_hf.generate([chat("hi"), chat("word " * 3000)], SamplingParams(max_new_tokens=2))

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from musc_ecd.errors import BackendUnavailableError, ConfigError
+from musc_ecd.errors import BackendUnavailableError, ConfigError, PromptTooLongError
 
 Message = dict[str, str]
 Chat = list[Message]
@@ -124,6 +124,18 @@ def encode_chat(tokenizer, chat: Chat) -> list[int]:
         )
     text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def check_prompt_fits(prompt_lengths: Sequence[int], context: int | None, setting: str) -> None:
+    """A prompt that leaves no room to generate is a clear error, not a crash deep inside the backend."""
+    if context is None:
+        return
+    for index, length in enumerate(prompt_lengths):
+        if length >= context:
+            raise PromptTooLongError(
+                f"request {index} has {length} prompt tokens but the model's context is {context} tokens; "
+                f"raise {setting} (if the model allows) or shorten the prompt"
+            )
 
 
 def validate_requests(requests: Sequence[Chat]) -> None:

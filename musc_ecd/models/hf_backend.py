@@ -11,6 +11,7 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
+    check_prompt_fits,
     encode_chat,
     make_completion,
     sample_seed,
@@ -42,6 +43,7 @@ class HFGenerator:
         self.show_progress = show_progress
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = _eos_ids(model, tokenizer)
+        self.context = getattr(model.config, "max_position_embeddings", None)
 
     @classmethod
     def from_config(cls, model_spec: str, cfg) -> HFGenerator:
@@ -53,9 +55,11 @@ class HFGenerator:
     def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]:
         validate_requests(requests)
         samples_to_run = 1 if params.greedy else params.n
+        encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
+        check_prompt_fits([len(ids) for ids in encoded], self.context, "the model (max_position_embeddings)")
         rows = [
-            _Row(i, s, encode_chat(self.tokenizer, chat), sample_seed(params.seed, chat, s))
-            for i, chat in enumerate(requests)
+            _Row(i, s, ids, sample_seed(params.seed, chat, s))
+            for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True))
             for s in range(samples_to_run)
         ]
         rows.sort(key=lambda row: len(row.prompt_ids), reverse=True)  # longest first: OOM shows early

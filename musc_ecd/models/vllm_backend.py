@@ -21,6 +21,7 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
+    check_prompt_fits,
     encode_chat,
     make_completion,
     sample_seed,
@@ -30,11 +31,12 @@ from musc_ecd.models.generator import (
 
 
 class VLLMGenerator:
-    def __init__(self, llm, tokenizer, name: str, show_progress: bool = True):
+    def __init__(self, llm, tokenizer, name: str, show_progress: bool = True, context: int | None = None):
         self.llm = llm
         self.tokenizer = tokenizer
         self.name = name
         self.show_progress = show_progress
+        self.context = context
 
     @classmethod
     def from_config(cls, model_spec: str, cfg) -> VLLMGenerator:
@@ -70,7 +72,7 @@ class VLLMGenerator:
             trust_remote_code=cfg.model.trust_remote_code,
         )
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
-        return cls(llm, tokenizer, name=model_spec)
+        return cls(llm, tokenizer, name=model_spec, context=llm.llm_engine.model_config.max_model_len)
 
     def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]:
         from vllm import SamplingParams as VSamplingParams
@@ -78,9 +80,10 @@ class VLLMGenerator:
 
         validate_requests(requests)
         samples_to_run = 1 if params.greedy else params.n
+        encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
+        check_prompt_fits([len(ids) for ids in encoded], self.context, "generation.vllm.max_model_len")
         prompts, sampling, owners = [], [], []
-        for i, chat in enumerate(requests):
-            ids = encode_chat(self.tokenizer, chat)
+        for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)):
             for s in range(samples_to_run):
                 prompts.append(TokensPrompt(prompt_token_ids=ids))
                 sampling.append(
