@@ -149,7 +149,8 @@ def test_parse_verdict(text, verdict):
 # -- the method with a scripted policy ---------------------------------------------------------------
 
 def _task(request) -> str:
-    return request[-1]["content"].splitlines()[0]
+    """The template's task line (first line of its system message); '' for a bare user request."""
+    return request[0]["content"].splitlines()[0] if request[0]["role"] == "system" else ""
 
 
 def scripted_policy(overrides=None):
@@ -158,13 +159,12 @@ def scripted_policy(overrides=None):
 
     def respond(request, index, params):
         content = request[-1]["content"]
+        task = _task(request) or "ANSWER"
         for (keyword, marker), text in overrides.items():
-            if keyword in _task(request) and marker in content:
+            if keyword in task and marker in content:
                 return text
-        task = _task(request)
         if "decompose" in task:
-            instruction = content.rsplit("Instruction:", 1)[1].split("\n")[0].strip()
-            if "FEW" in instruction:
+            if "FEW" in content:
                 return "1. Just one thing"
             return "1. Write about TOPIC\n2. Use three lines\n3. Be formal\n4. Avoid commas\nInput: none"
         if "replace" in task:
@@ -172,7 +172,7 @@ def scripted_policy(overrides=None):
         if "negate" in task:
             return "Rewritten: Do not be formal"
         if "write one instruction" in task:
-            listing = content.rsplit("Constraints:", 1)[1].split("Input:")[0]
+            listing = content.split("Input:")[0]
             items = [line.split(". ", 1)[1] for line in listing.strip().splitlines()]
             return "; ".join(items) + "."
         if "check one constraint" in task:
@@ -218,7 +218,7 @@ def test_pairs_have_trl_columns_and_full_provenance(tmp_path):
 def test_each_stage_is_one_batched_call(tmp_path):
     builder, pairs, _ = _run(tmp_path, [f"Write about topic {i}." for i in range(12)], None,
                              "musc.p_drop=0", "musc.p_substitute=1", "musc.p_negate=0")
-    tasks = [_task(call[0][0]) for call in builder.generator.calls]
+    tasks = [_task(call[0][0]) or "respond" for call in builder.generator.calls]
     assert len(tasks) == 4  # decompose, rewrite, recombine, respond — whatever the number of items
     assert [len(call[0]) for call in builder.generator.calls] == [12, 12, 24, 24]
     assert {c["operator"] for p in pairs for c in p["meta"]["corruptions"]} == {"substitute"}
@@ -230,7 +230,7 @@ def test_each_stage_is_one_batched_call(tmp_path):
         ("too_few_constraints", {}, None, ()),
         ("recombine_empty", {("write one instruction", "Be formal"): ""}, None, ()),
         ("recombine_leak", {("write one instruction", "Be formal"): "Constraints:\n1. leaked"}, None, ()),
-        ("recombine_identical", {("write one instruction", "Write about"): "Same for both."}, None, ()),
+        ("recombine_identical", {("write one instruction", "TOPIC"): "Same for both."}, None, ()),
         ("empty_response", {}, "", ()),
         ("identical_responses", {}, "same answer", ()),
         ("rejected_satisfies_corrupted", {}, None, ("musc.self_judge_filter=true",)),
@@ -241,7 +241,7 @@ def test_every_reject_reason_is_reachable(tmp_path, reason, overrides, answer, c
     policy = scripted_policy(overrides)
     if answer is not None:  # answers to the recombined instructions (requests without a template)
         follow_templates = policy.respond
-        policy.respond = lambda r, i, p: follow_templates(r, i, p) if r[-1]["content"].startswith("###") else answer
+        policy.respond = lambda r, i, p: follow_templates(r, i, p) if _task(r) else answer
     pairs, rejects = musc_coarse.build(policy, load_config(None, ["seed=3", *config]))(_items(tmp_path, [instruction]))
     assert not pairs
     assert [r["reason"] for r in rejects] == [reason]

@@ -56,7 +56,7 @@ def plan_corruption(constraints: Sequence[str], rng: random.Random, drop_ratio: 
 def rewrite_request(corruption: Corruption) -> list[dict]:
     """The policy call that writes a substitute or a negation of ``corruption.original``."""
     template = load_template("substitute" if corruption.operator == "substitute" else "negate")
-    return [{"role": "user", "content": template.render(constraint=corruption.original)}]
+    return template.chat(constraint=corruption.original)
 
 
 _LABEL = re.compile(r"^\s*(?:new constraint|rewritten|constraint)\s*:\s*", re.IGNORECASE)

@@ -42,7 +42,7 @@ class Decomposition:
 
 
 def decompose_request(instruction: str) -> list[dict]:
-    return [{"role": "user", "content": load_template("decompose").render(instruction=instruction.strip())}]
+    return load_template("decompose").chat(instruction=instruction.strip())
 
 
 def parse_decomposition(text: str) -> Decomposition | None:

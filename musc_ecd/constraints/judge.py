@@ -10,8 +10,7 @@ _ANSWER = re.compile(r"answer\s*[:：]\s*\**\s*(yes|no)\b", re.IGNORECASE)
 
 
 def judge_request(instruction: str, response: str, constraint: str) -> list[dict]:
-    content = load_template("judge").render(instruction=instruction, response=response, constraint=constraint)
-    return [{"role": "user", "content": content}]
+    return load_template("judge").chat(instruction=instruction, response=response, constraint=constraint)
 
 
 def parse_verdict(text: str) -> bool | None:

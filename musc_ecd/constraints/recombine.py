@@ -15,8 +15,7 @@ _PREAMBLE = re.compile(r"^\s*(?:sure|here(?:'s| is)|okay|ok)\b[^\n]*:\s*\n", re.
 
 def recombine_request(constraints: Sequence[str], input_text: str | None) -> list[dict]:
     listing = "\n".join(f"{i}. {c}" for i, c in enumerate(constraints, start=1))
-    content = load_template("recombine").render(constraints=listing, input=input_text or "none")
-    return [{"role": "user", "content": content}]
+    return load_template("recombine").chat(constraints=listing, input=input_text or "none")
 
 
 def parse_recombined(text: str) -> tuple[str | None, str]:

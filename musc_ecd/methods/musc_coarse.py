@@ -210,7 +210,7 @@ class MuscCoarse:
         temperature, max_tokens, stop = {
             "decompose": (o.decompose_temperature, o.decompose_max_tokens, ("\nInstruction:", "###")),
             "rewrite": (o.rewrite_temperature, o.rewrite_max_tokens, ("\n\n", "\nConstraint:")),
-            "recombine": (o.recombine_temperature, o.recombine_max_tokens, ("\nConstraints:", "###")),
+            "recombine": (o.recombine_temperature, o.recombine_max_tokens, ("\nInstruction:", "###")),
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
             "judge": (0.1, o.judge_max_tokens, ()),
         }[stage]

@@ -1,18 +1,24 @@
 """Prompt templates, one text file each, versioned by content hash.
 
-Templates use ``string.Template`` placeholders (``$name``) so that braces in few-shot examples (JSON,
-code) need no escaping. The first line of every template names its task (``### Task: ...``); it also
-lets a scripted test generator recognise which stage is asking. A template's SHA-256 (first 12 hex
-digits) goes into each pair's provenance, so changing a prompt is visible in the data.
+A template is a chat: its first line names the task (``### Task: ...``), the text up to the first
+``=== user`` line is the system message, and ``=== user`` / ``=== assistant`` lines open the turns.
+Few-shot demonstrations are real conversation turns, which small chat models follow far more reliably
+than demonstrations pasted into one message (SmolLM2-135M answers the latter instead of decomposing).
+Placeholders are ``string.Template``'s ``$name``, filled per message after splitting, so braces in
+demonstrations need no escaping and filled-in text can never create turns. A template's SHA-256 (first
+12 hex digits) goes into each pair's provenance, so changing a prompt is visible in the data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+_TURN = re.compile(r"^=== (user|assistant)\s*$")
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,18 @@ class PromptTemplate:
     def task_line(self) -> str:
         return self.text.splitlines()[0]
 
-    def render(self, **values: str) -> str:
-        """Fill every placeholder; a missing value is an error, never a silent '$name' in a prompt."""
-        return string.Template(self.text).substitute(**values).rstrip() + "\n"
+    def chat(self, **values: str) -> list[dict]:
+        """The filled-in messages; a missing value is an error, never a silent '$name' in a prompt."""
+        lines = self.text.splitlines()
+        messages = [{"role": "system", "content": []}]
+        for line in lines:
+            marker = _TURN.match(line)
+            if marker:
+                messages.append({"role": marker.group(1), "content": []})
+            else:
+                messages[-1]["content"].append(line)
+        return [{"role": m["role"], "content": string.Template("\n".join(m["content"]).strip()).substitute(**values)}
+                for m in messages]
 
 
 @cache
