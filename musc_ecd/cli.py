@@ -7,13 +7,14 @@ missing model, missing backend, bad data) print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from musc_ecd import __version__
-from musc_ecd.errors import UserError
+from musc_ecd.errors import DataError, UserError
 
 log = logging.getLogger("musc_ecd")
 
@@ -45,6 +46,43 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.evaluate import evaluate
+
+    cfg, run_dir = _prepare(args)
+    results = evaluate(cfg, run_dir)
+    for name, value in results["metrics"].items():
+        print(f"{name:<26}{value:.4f}")
+    return 0
+
+
+def _ifeval_score(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.ifeval import score_files
+    from musc_ecd.store import write_atomic
+
+    results = score_files(args.input, args.responses)
+    write_atomic(Path(args.out), json.dumps(results, indent=2) + "\n")
+    for name, value in results["metrics"].items():
+        print(f"{name:<26}{value:.4f}")
+    print(f"{results['num_prompts']} prompts, {results['num_instructions']} instructions -> {args.out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
+    from musc_ecd.evaluation.ifeval import PromptResult
+
+    runs = []
+    for path in (args.results_a, args.results_b):
+        try:
+            runs.append([PromptResult.from_json(row) for row in json.loads(Path(path).read_text())["per_prompt"]])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"'{path}' is not a results.json with per-prompt verdicts ({exc})") from None
+    report = paired_bootstrap(*runs, resamples=args.resamples, seed=args.seed)
+    print(format_comparison(report, args.results_a, args.results_b))
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     from musc_ecd.config import load_config, to_yaml
 
@@ -56,6 +94,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
     "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
     "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
+    "evaluate": (_evaluate, "answer the evaluation set (own set, or IFEval via eval.ifeval_path) and score it"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
 }
 
@@ -83,6 +122,13 @@ def _log_to(path: Path, banner: str) -> None:
     root.handlers.append(console)
 
 
+# Commands that take files rather than a config.
+FILE_COMMANDS = {
+    "ifeval-score": (_ifeval_score, "score an IFEval response file (official metrics, offline)"),
+    "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musc-ecd",
@@ -95,12 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("config", help="YAML config file")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (OmegaConf dotlist)")
+    score = sub.add_parser("ifeval-score", help=FILE_COMMANDS["ifeval-score"][1])
+    score.add_argument("--input", required=True, help="IFEval input_data.jsonl (prompts, instruction ids, kwargs)")
+    score.add_argument("--responses", required=True, help="JSONL with prompt and response per line")
+    score.add_argument("--out", required=True, help="where to write results.json")
+    compare = sub.add_parser("compare", help=FILE_COMMANDS["compare"][1])
+    compare.add_argument("results_a")
+    compare.add_argument("results_b")
+    compare.add_argument("--resamples", type=int, default=10_000)
+    compare.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler, _ = COMMANDS[args.command]
+    handler, _ = {**COMMANDS, **FILE_COMMANDS}[args.command]
     try:
         return handler(args)
     except UserError as exc:

@@ -153,6 +153,23 @@ class MuscCoarseConfig:
         _check(self.min_constraints >= 2, "musc.min_constraints", self.min_constraints, "an integer >= 2")
 
 
+@dataclass
+class EvalConfig:
+    """``musc-ecd evaluate``: answer an IFEval-format set with a model and score it."""
+
+    ifeval_path: str | None = None
+    """IFEval's ``input_data.jsonl`` (e.g. ../shared/data/ifeval/input_data.jsonl); None = the project's own
+    complex-instruction set shipped with the package (same format, same scorer)."""
+    adapter: str | None = None
+    """A trained adapter or full model directory (e.g. RUN_DIR/model); None = the base ``model.policy``."""
+    name: str | None = None
+    """Results go to RUN_DIR/eval/NAME; None = "trained" with an adapter, else "base"."""
+    limit: int | None = None
+    """Only the first N prompts (a quick look; full sets for reported numbers)."""
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+
+
 LOSSES = ("sigmoid", "hinge", "ipo", "sft")
 
 
@@ -230,6 +247,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     musc: MuscCoarseConfig = field(default_factory=MuscCoarseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

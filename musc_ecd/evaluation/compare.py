@@ -1,0 +1,74 @@
+"""Paired bootstrap comparison of two scored runs on the same prompts.
+
+A difference between two models on one evaluation set is only worth reporting with its uncertainty.
+Both runs answered the same prompts, so prompts are resampled *jointly* (a paired bootstrap): each
+resample draws prompts with replacement and recomputes every metric for both runs on that draw. The
+95% interval is the 2.5th–97.5th percentile of the resampled differences (B − A). Instruction-level
+metrics are ratios (passes / instructions) recomputed per resample, not means of per-prompt ratios.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musc_ecd.errors import DataError
+from musc_ecd.evaluation.ifeval import METRICS, PromptResult
+
+
+def _per_prompt_arrays(results: list[PromptResult]) -> dict[str, np.ndarray]:
+    return {
+        "prompt_strict": np.array([all(r.strict) for r in results], dtype=float),
+        "prompt_loose": np.array([all(r.loose) for r in results], dtype=float),
+        "inst_strict": np.array([sum(r.strict) for r in results], dtype=float),
+        "inst_loose": np.array([sum(r.loose) for r in results], dtype=float),
+        "count": np.array([len(r.strict) for r in results], dtype=float),
+    }
+
+
+def _metrics(arrays: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics for each row of ``weights`` (resamples × prompts: how often each prompt was drawn)."""
+    prompts = weights.sum(axis=1)
+    instructions = weights @ arrays["count"]
+    return {
+        "prompt_level_strict_acc": weights @ arrays["prompt_strict"] / prompts,
+        "inst_level_strict_acc": weights @ arrays["inst_strict"] / instructions,
+        "prompt_level_loose_acc": weights @ arrays["prompt_loose"] / prompts,
+        "inst_level_loose_acc": weights @ arrays["inst_loose"] / instructions,
+    }
+
+
+def paired_bootstrap(a: list[PromptResult], b: list[PromptResult], resamples: int = 10_000,
+                     seed: int = 0) -> dict[str, dict]:
+    """For each metric: A, B, B − A and its 95% paired-bootstrap interval."""
+    b_by_key = {r.key: r for r in b}
+    if len(a) != len(b) or set(b_by_key) != {r.key for r in a}:
+        raise DataError(f"runs are not on the same prompts ({len(a)} vs {len(b)} prompts, or different keys); "
+                        "a paired comparison needs the same evaluation set")
+    b = [b_by_key[r.key] for r in a]
+    arrays_a, arrays_b = _per_prompt_arrays(a), _per_prompt_arrays(b)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(a), size=(resamples, len(a)))
+    weights = np.zeros((resamples, len(a)))
+    np.add.at(weights, (np.repeat(np.arange(resamples), len(a)), draws.ravel()), 1.0)
+    point_weights = np.ones((1, len(a)))
+    point_a, point_b = _metrics(arrays_a, point_weights), _metrics(arrays_b, point_weights)
+    boot_a, boot_b = _metrics(arrays_a, weights), _metrics(arrays_b, weights)
+    report = {}
+    for name in METRICS:
+        differences = boot_b[name] - boot_a[name]
+        low, high = np.percentile(differences, [2.5, 97.5])
+        report[name] = {
+            "a": round(float(point_a[name][0]), 6),
+            "b": round(float(point_b[name][0]), 6),
+            "diff": round(float(point_b[name][0] - point_a[name][0]), 6),
+            "ci95": [round(float(low), 6), round(float(high), 6)],
+            "excludes_zero": bool(low > 0 or high < 0),
+        }
+    return report
+
+
+def format_comparison(report: dict[str, dict], label_a: str, label_b: str) -> str:
+    header = f"{'metric':<26}{'A':>9}{'B':>9}{'B - A':>9}   95% paired bootstrap CI"
+    rows = [f"{name:<26}{r['a']:>9.4f}{r['b']:>9.4f}{r['diff']:>+9.4f}   [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
+            + ("  *" if r["excludes_zero"] else "") for name, r in report.items()]
+    return "\n".join([header, *rows, "", f"A = {label_a}", f"B = {label_b}", "* the interval excludes 0"])

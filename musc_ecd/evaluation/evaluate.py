@@ -1,0 +1,83 @@
+"""The ``evaluate`` stage: a model (base, or base + trained adapter) answers an IFEval-format set.
+
+    RUN_DIR/eval/NAME/responses.jsonl   answers (IFEval's input_response_data format), resumable
+    RUN_DIR/eval/NAME/results.json      the four metrics, per type, per count, per prompt
+    RUN_DIR/eval/merged-HASH/           a trained LoRA adapter merged into its base, built once, so that
+                                        every backend (vLLM included) loads it as a plain model
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+from musc_ecd.config import Config
+from musc_ecd.errors import DataError
+from musc_ecd.evaluation.ifeval import load_inputs, score_files
+from musc_ecd.store import write_atomic, write_jsonl_atomic
+
+log = logging.getLogger(__name__)
+
+
+def own_eval_set() -> Path:
+    """The project's own complex-instruction set (IFEval format), shipped with the package."""
+    return Path(str(resources.files("musc_ecd.data").joinpath("eval_set.jsonl")))
+
+
+def evaluate(cfg: Config, run_dir: Path) -> dict:
+    from musc_ecd.respond import respond
+
+    options = cfg.eval
+    name = options.name or ("trained" if options.adapter else "base")
+    out_dir = run_dir / "eval" / name
+    source = Path(options.ifeval_path) if options.ifeval_path else own_eval_set()
+    inputs = load_inputs(source)[: options.limit]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts = out_dir / "prompts.jsonl"  # exactly the prompts evaluated (after eval.limit)
+    write_jsonl_atomic(prompts, inputs)
+    model = _merged_model(cfg, run_dir) if options.adapter else cfg.model.policy
+    answer_cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, policy=model),
+        data=dataclasses.replace(cfg.data, prompts=str(prompts), prompt_field="prompt", id_field="key", limit=None),
+        generation=dataclasses.replace(cfg.generation, n=1, temperature=options.temperature,
+                                       max_new_tokens=options.max_new_tokens),
+    )
+    respond(answer_cfg, out_dir)
+    results = score_files(prompts, out_dir / "responses.jsonl")
+    results.update({"eval_set": str(source), "model": cfg.model.policy, "adapter": options.adapter, "name": name})
+    write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items()))
+    return results
+
+
+def _merged_model(cfg: Config, run_dir: Path) -> str:
+    """A plain model directory for ``eval.adapter``: merged once if it is a LoRA adapter."""
+    adapter = Path(cfg.eval.adapter)
+    if not adapter.is_dir():
+        raise DataError(f"eval.adapter '{adapter}' is not a directory; point it at a trained RUN_DIR/model")
+    if not (adapter / "adapter_config.json").is_file():
+        return str(adapter)  # a fully fine-tuned model: use as is
+    # Named by the adapter's content: a retrained adapter gets a new directory, so answers cached for
+    # the old one can never be mistaken for the new one's (the respond stage keys on the model path).
+    digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:12]
+    target = run_dir / "eval" / f"merged-{digest}"
+    stamp = target / "merged_from.json"
+    if stamp.is_file():
+        return str(target)
+    from peft import PeftModel
+
+    from musc_ecd.models.loading import load_model
+
+    base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
+                                 device="cpu")
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.to(dtype=base.dtype).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    write_atomic(stamp, json.dumps({"adapter": str(adapter.resolve()), "sha256_12": digest}) + "\n")
+    log.info("merged adapter %s into %s", adapter, target)
+    return str(target)
