@@ -60,6 +60,9 @@ class VLLMConfig:
     """None = eager on CPU (the CPU build needs it), CUDA graphs on GPU."""
     cpu_kvcache_space_gib: int = 1
     """KV-cache size for the CPU build (``VLLM_CPU_KVCACHE_SPACE``)."""
+    enable_chunked_prefill: bool | None = None
+    """None = off on CPU: the CPU build (0.32) crashes when a seeded request's prefill is chunked
+    ("CPU Generator does not use offset"); vLLM's default on GPU."""
 
 
 @dataclass

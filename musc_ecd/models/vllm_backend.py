@@ -56,6 +56,9 @@ class VLLMGenerator:
         if not on_gpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.cpu_kvcache_space_gib))
         enforce_eager = (not on_gpu) if options.enforce_eager is None else options.enforce_eager
+        extra = {}
+        if options.enable_chunked_prefill is not None or not on_gpu:
+            extra["enable_chunked_prefill"] = bool(options.enable_chunked_prefill)
         try:
             from vllm import LLM
         except Exception as exc:  # a broken install (e.g. CUDA torchvision on CPU) fails here
@@ -70,6 +73,7 @@ class VLLMGenerator:
             gpu_memory_utilization=options.gpu_memory_utilization,
             tensor_parallel_size=options.tensor_parallel_size,
             trust_remote_code=cfg.model.trust_remote_code,
+            **extra,
         )
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
         return cls(llm, tokenizer, name=model_spec, context=llm.llm_engine.model_config.max_model_len)
