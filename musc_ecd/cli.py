@@ -19,6 +19,15 @@ from musc_ecd.errors import DataError, UserError
 log = logging.getLogger("musc_ecd")
 
 
+def _run(args: argparse.Namespace) -> int:
+    from musc_ecd.pipeline import run
+
+    cfg, run_dir = _prepare(args)
+    run(cfg, run_dir)
+    print(f"report -> {run_dir / 'report.md'}")
+    return 0
+
+
 def _respond(args: argparse.Namespace) -> int:
     from musc_ecd.respond import respond
 
@@ -91,6 +100,7 @@ def _show_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "run": (_run, "the whole pipeline: generate -> train -> evaluate base and trained -> compare"),
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
     "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
     "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
@@ -118,7 +128,7 @@ def _log_to(path: Path, banner: str) -> None:
     root.handlers = [file_handler]
     log.info(banner)  # into the log file only: the console is for progress and results
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("[musc-ecd] %(message)s"))
+    console.setFormatter(_ConsoleFormatter("[musc-ecd] %(message)s"))
     root.handlers.append(console)
 
 
@@ -127,6 +137,14 @@ FILE_COMMANDS = {
     "ifeval-score": (_ifeval_score, "score an IFEval response file (official metrics, offline)"),
     "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
 }
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """One line per message on the console; tracebacks go to the log file only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,4 +6,4 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$("$root/scripts/env.sh")
 cd "$root"
 export MUSC_ECD_CACHE=${MUSC_ECD_CACHE:-$root/.cache}
-exec "$venv/bin/musc-ecd" respond configs/quickstart.yaml "$@"
+exec "$venv/bin/musc-ecd" run configs/quickstart.yaml "$@"
