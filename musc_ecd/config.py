@@ -157,6 +157,27 @@ class MuscCoarseConfig:
 
 
 @dataclass
+class MuscFineConfig:
+    """MuSC fine granularity (METHODS.md §1b): self-judge and minimal self-correction, by the policy."""
+
+    samples: int = 4
+    """N answers sampled per instruction."""
+    sample_temperature: float = 0.8
+    judge_temperature: float = 0.1
+    correct_temperature: float = 0.1
+    unparsable_score: float = 0.9
+    """Score of a judge verdict that cannot be parsed (0.9 as released)."""
+    respond_max_tokens: int = 512
+    judge_max_tokens: int = 128
+    correct_max_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        _check(self.samples >= 2, "musc_fine.samples", self.samples, "an integer >= 2")
+        _check(0 <= self.unparsable_score <= 1, "musc_fine.unparsable_score", self.unparsable_score,
+               "a number in [0, 1]")
+
+
+@dataclass
 class EvalConfig:
     """``musc-ecd evaluate``: answer an IFEval-format set with a model and score it."""
 
@@ -243,12 +264,13 @@ class Config:
     seed: int = 0
     """Run seed; per-item seeds are derived from it, the item id and the stage."""
     method: str = "musc_coarse"
-    """Pair builder for ``generate``: musc_coarse (more as they land)."""
+    """Pair builder for ``generate``: musc_coarse, musc_fine."""
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     musc: MuscCoarseConfig = field(default_factory=MuscCoarseConfig)
+    musc_fine: MuscFineConfig = field(default_factory=MuscFineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 

@@ -26,7 +26,7 @@ def generate(cfg: Config, run_dir: Path) -> dict:
                           "(JSONL, CSV or a datasets directory)")
     resolve_model_path(cfg.model.policy)  # fail on a missing model before any work
     entries = load_items(cfg.data.seeds, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
-    key = fingerprint(cfg, ("seed", "method", "model", "generation", "data", "musc"))
+    key = fingerprint(cfg, ("seed", "method", "model", "generation", "data", "musc", "musc_fine"))
 
     def make_process():
         return method.build(create_generator(cfg.model.policy, cfg), cfg)

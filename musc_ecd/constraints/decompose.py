@@ -97,3 +97,12 @@ def _sentencizer():
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     return nlp
+
+
+def decompose_all(generator, instructions: list[str], params) -> list[tuple[Decomposition, str]]:
+    """One batched policy call: (decomposition, raw model output) per instruction, fallback included."""
+    if not instructions:
+        return []
+    outputs = generator.generate([decompose_request(text) for text in instructions], params)
+    return [(parse_decomposition(samples[0].text) or fallback_decomposition(text), samples[0].text)
+            for text, samples in zip(instructions, outputs, strict=True)]

@@ -10,6 +10,7 @@ from musc_ecd.errors import ConfigError
 
 METHODS = {
     "musc_coarse": "musc_ecd.methods.musc_coarse",
+    "musc_fine": "musc_ecd.methods.musc_fine",
 }
 
 

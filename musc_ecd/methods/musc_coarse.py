@@ -42,12 +42,7 @@ from musc_ecd.constraints.corrupt import (
     rewrite_request,
     with_rewrite,
 )
-from musc_ecd.constraints.decompose import (
-    Decomposition,
-    decompose_request,
-    fallback_decomposition,
-    parse_decomposition,
-)
+from musc_ecd.constraints.decompose import Decomposition, decompose_all
 from musc_ecd.constraints.judge import judge_request, parse_verdict
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.items import Item, Reject
@@ -95,11 +90,10 @@ class MuscCoarse:
     # -- the steps -----------------------------------------------------------------------------
 
     def decompose(self, work: list[_Work]) -> list[_Work]:
-        outputs = self._generate([decompose_request(w.item.prompt) for w in work], "decompose")
+        decompositions = decompose_all(self.generator, [w.item.prompt for w in work], self._params("decompose"))
         kept = []
-        for w, text in zip(work, outputs, strict=True):
-            w.raw_decomposition = text
-            w.decomposition = parse_decomposition(text) or fallback_decomposition(w.item.prompt)
+        for w, (decomposition, raw) in zip(work, decompositions, strict=True):
+            w.decomposition, w.raw_decomposition = decomposition, raw
             count = len(w.decomposition.constraints)
             if count < self.opts.min_constraints:
                 self._reject(w, "decompose", "too_few_constraints",

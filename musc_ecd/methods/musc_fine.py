@@ -1,0 +1,201 @@
+"""MuSC, fine granularity: self-judge and minimal self-correction.
+
+The policy samples several answers to an instruction, judges each against every constraint of the
+instruction (Yes/No per constraint), takes the worst answer as ``rejected``, and revises it as
+minimally as possible given the constraints it violates; the revision is ``chosen``. The pair differs
+only where the violation was, which is what the token-level weights (``edit``) then emphasise.
+
+Steps (METHODS.md §1b), one batched ``generate`` call each per chunk, all by the policy:
+  1. ``decompose``  the instruction's constraints (shared with the coarse method: same prompt, parser,
+                    spaCy fallback)
+  2. ``sample``     N = 4 answers (temperature 0.8)
+  3. ``judge``      every (answer, constraint): ``Analysis: … Answer: Yes|No`` at temperature 0.1;
+                    Yes = 1, No = 0, unparsable = 0.9 (as released); answer score = the mean
+  4. ``select``     skip instructions whose N answers are all perfect; rejected = the lowest score
+  5. ``correct``    the policy revises the rejected answer given the constraints it did not pass;
+                    empty or unchanged revisions are dropped
+
+Departures, on purpose: "violated" means every constraint whose verdict was not Yes (an unparsable
+verdict, scored 0.9, also asks for a fix); ties for the lowest score go to the earliest sample;
+``difficulty`` = the rejected answer's score (a nearly-right rejected answer makes a hard pair).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from musc_ecd.config import Config
+from musc_ecd.constraints.correct import correct_request, parse_revision
+from musc_ecd.constraints.decompose import Decomposition, decompose_all
+from musc_ecd.constraints.judge import judge_request, parse_verdict
+from musc_ecd.items import Item, Reject
+from musc_ecd.models.generator import Generator, SamplingParams
+from musc_ecd.prompts import load_template
+
+METHOD = "musc_fine"
+TEMPLATES = ("decompose", "judge", "correct")
+
+
+@dataclass
+class _Work:
+    item: Item
+    decomposition: Decomposition | None = None
+    samples: list[str] = field(default_factory=list)
+    verdicts: list[list[bool | None]] = field(default_factory=list)  # [sample][constraint]
+    judge_raw: list[list[str]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    worst: int = -1
+    violated: list[str] = field(default_factory=list)
+    revision: str = ""
+    correction_raw: str = ""
+
+
+def verdict_score(verdict: bool | None, unparsable: float) -> float:
+    return unparsable if verdict is None else float(verdict)
+
+
+def answer_score(verdicts: list[bool | None], unparsable: float) -> float:
+    """Mean over constraints of Yes = 1, No = 0, unparsable = ``unparsable``."""
+    return sum(verdict_score(v, unparsable) for v in verdicts) / len(verdicts)
+
+
+class MuscFine:
+    def __init__(self, generator: Generator, cfg: Config):
+        self.generator = generator
+        self.cfg = cfg
+        self.opts = cfg.musc_fine
+        self.rejects: list[Reject] = []
+
+    def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
+        self.rejects = []
+        work = [_Work(item) for item in items]
+        work = self.decompose(work)
+        work = self.sample(work)
+        work = self.judge(work)
+        work = self.select(work)
+        work = self.correct(work)
+        return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
+
+    def decompose(self, work: list[_Work]) -> list[_Work]:
+        results = decompose_all(self.generator, [w.item.prompt for w in work], self._params("decompose"))
+        kept = []
+        for w, (decomposition, _) in zip(work, results, strict=True):
+            w.decomposition = decomposition
+            if len(decomposition.constraints) < self.cfg.musc.min_constraints:
+                self._reject(w, "decompose", "too_few_constraints",
+                             f"{len(decomposition.constraints)} constraint(s) via {decomposition.source}")
+            else:
+                kept.append(w)
+        return kept
+
+    def sample(self, work: list[_Work]) -> list[_Work]:
+        outputs = self.generator.generate([[{"role": "user", "content": w.item.prompt}] for w in work],
+                                          self._params("sample"))
+        for w, samples in zip(work, outputs, strict=True):
+            w.samples = [s.text.strip() for s in samples]
+        return work
+
+    def judge(self, work: list[_Work]) -> list[_Work]:
+        checks = [(w, s, c) for w in work for s in range(len(w.samples)) for c in w.decomposition.constraints]
+        outputs = self.generator.generate(
+            [judge_request(w.item.prompt, w.samples[s], c) for w, s, c in checks], self._params("judge"))
+        for w in work:
+            w.verdicts = [[] for _ in w.samples]
+            w.judge_raw = [[] for _ in w.samples]
+        for (w, s, _), samples in zip(checks, outputs, strict=True):
+            w.verdicts[s].append(parse_verdict(samples[0].text))
+            w.judge_raw[s].append(samples[0].text)
+        for w in work:
+            w.scores = [answer_score(v, self.opts.unparsable_score) for v in w.verdicts]
+        return work
+
+    def select(self, work: list[_Work]) -> list[_Work]:
+        kept = []
+        for w in work:
+            if all(score >= 1.0 for score in w.scores):
+                self._reject(w, "select", "all_answers_perfect", f"{len(w.samples)} samples judged perfect")
+                continue
+            w.worst = min(range(len(w.scores)), key=lambda i: (w.scores[i], i))
+            if not w.samples[w.worst]:
+                self._reject(w, "select", "empty_response", "the lowest-scoring sample is empty")
+                continue
+            w.violated = [c for c, v in zip(w.decomposition.constraints, w.verdicts[w.worst], strict=True)
+                          if v is not True]
+            kept.append(w)
+        return kept
+
+    def correct(self, work: list[_Work]) -> list[_Work]:
+        outputs = self.generator.generate(
+            [correct_request(w.item.prompt, w.samples[w.worst], w.violated) for w in work], self._params("correct"))
+        kept = []
+        for w, samples in zip(work, outputs, strict=True):
+            w.correction_raw = samples[0].text
+            revision, reason = parse_revision(samples[0].text, w.samples[w.worst])
+            if revision is None:
+                self._reject(w, "correct", reason)
+            else:
+                w.revision = revision
+                kept.append(w)
+        return kept
+
+    def pair(self, w: _Work) -> dict:
+        return {
+            "id": w.item.id,
+            "prompt": [{"role": "user", "content": w.item.prompt}],
+            "chosen": [{"role": "assistant", "content": w.revision}],
+            "rejected": [{"role": "assistant", "content": w.samples[w.worst]}],
+            "difficulty": round(w.scores[w.worst], 4),
+            "meta": {
+                "method": METHOD,
+                "source_instruction": w.item.prompt,
+                "source_line": w.item.line,
+                "decomposition": w.decomposition.to_json(),
+                "samples": [{"text": text, "verdicts": verdicts, "score": round(score, 4), "judge_raw": raw}
+                            for text, verdicts, score, raw in zip(w.samples, w.verdicts, w.scores, w.judge_raw,
+                                                                  strict=True)],
+                "rejected_sample": w.worst,
+                "violated_constraints": w.violated,
+                "correction_raw": w.correction_raw,
+                "models": {"policy": self.generator.name},
+                "sampling": {stage: self._params(stage).to_json() for stage in ("decompose", "sample", "judge",
+                                                                                "correct")},
+                "seed": self.cfg.seed,
+                "templates": {name: load_template(name).sha for name in TEMPLATES},
+            },
+        }
+
+    def _params(self, stage: str) -> SamplingParams:
+        o = self.opts
+        n, temperature, max_tokens, stop = {
+            "decompose": (1, self.cfg.musc.decompose_temperature, self.cfg.musc.decompose_max_tokens,
+                          ("\nInstruction:", "###")),
+            "sample": (o.samples, o.sample_temperature, o.respond_max_tokens, ()),
+            "judge": (1, o.judge_temperature, o.judge_max_tokens, ()),
+            "correct": (1, o.correct_temperature, o.correct_max_tokens, ()),
+        }[stage]
+        return SamplingParams(n=n, temperature=temperature, top_p=self.cfg.generation.top_p,
+                              max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
+
+    def _reject(self, w: _Work, stage: str, reason: str, detail: str = "") -> None:
+        self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line))
+
+
+def build(generator: Generator, cfg: Config) -> MuscFine:
+    return MuscFine(generator, cfg)
+
+
+def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+    from collections import Counter
+
+    lost = Counter(r["stage"] for r in rejects)
+    items = len(pairs) + len(rejects)
+    decomposed = items - lost["load"] - lost["decompose"]
+    verdicts = [v for p in pairs for s in p["meta"]["samples"] for v in s["verdicts"]]
+    return {
+        "method": METHOD,
+        "yield_per_stage": {"seeds": items, "decomposed": decomposed, "selected": decomposed - lost["select"],
+                            "corrected": len(pairs)},
+        "judge_verdicts": {"yes": verdicts.count(True), "no": verdicts.count(False),
+                           "unparsable": verdicts.count(None)},
+        "mean_rejected_score": round(sum(p["difficulty"] for p in pairs) / len(pairs), 4) if pairs else 0.0,
+    }
