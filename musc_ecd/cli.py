@@ -46,6 +46,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(args: argparse.Namespace) -> int:
+    from musc_ecd.weighting import weights_stage
+
+    cfg, run_dir = _prepare(args)
+    summary = weights_stage(cfg, run_dir)
+    print(f"{summary['accepted']} pairs weighted ({summary['scheme']}) -> {run_dir / 'weights' / 'pairs.jsonl'}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from musc_ecd.training.run import train
 
@@ -103,6 +112,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "run": (_run, "the whole pipeline: generate -> train -> evaluate base and trained -> compare"),
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
     "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
+    "weights": (_weights, "add per-token weights (train.weights=kl|bi_kl|pmi|entropy|edit|uniform) to the pairs"),
     "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
     "evaluate": (_evaluate, "answer the evaluation set (own set, or IFEval via eval.ifeval_path) and score it"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),

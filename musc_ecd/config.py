@@ -243,6 +243,13 @@ class TrainConfig:
     save_total_limit: int = 2
     logging_steps: int = 1
     lora: LoraSettings = field(default_factory=LoraSettings)
+    weights: Literal["none", "uniform", "edit", "kl", "bi_kl", "pmi", "entropy"] = "none"
+    """Token-weight scheme (MuSC §1c), computed by ``musc-ecd weights`` into RUN_DIR/weights/pairs.jsonl,
+    which ``train`` then reads. ``none``: train on the pairs as they are (weight columns, if any, apply)."""
+    w_max: float = 2.0
+    """Per-sequence weights are scaled to mean 1, then clipped to [0, w_max]."""
+    edit_low: float = 0.1
+    """``edit`` scheme: raw weight of tokens shared by rejected and chosen (diff tokens get 1)."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.loss if name not in LOSSES]

@@ -1,4 +1,4 @@
-"""``musc-ecd run``: generate → train → evaluate (base and trained) → compare, each stage resumable.
+"""``musc-ecd run``: generate → [weights] → train → evaluate (base and trained) → compare, each resumable.
 
 Every stage writes into the run directory and skips itself when its artifact is complete, so rerunning
 after a failure or a kill continues where it stopped; a failure names the stage and keeps what earlier
@@ -52,6 +52,10 @@ def run(cfg: Config, run_dir: Path) -> dict:
     generation = stage("generate", generate, cfg, run_dir / "generate")
     training_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pairs=str(run_dir / "generate" /
                                                                                             "pairs.jsonl")))
+    if cfg.train.weights != "none":
+        from musc_ecd.weighting import weights_stage
+
+        stage("weights", weights_stage, training_cfg, run_dir)
     training = stage("train", train, training_cfg, run_dir)
     base = stage("evaluate-base", evaluate, dataclasses.replace(cfg, eval=dataclasses.replace(
         cfg.eval, adapter=None, name="base")), run_dir)

@@ -54,7 +54,10 @@ def _drop_absent(rows: list[dict], row: dict) -> dict:
 
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
-    pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
+    if cfg.train.weights != "none":  # the weights stage wrote the weighted copy of the pairs
+        pairs_path = run_dir / "weights" / "pairs.jsonl"
+    else:
+        pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
     model_dir, work_dir = run_dir / "model", run_dir / "train"
     key = fingerprint(cfg, ("seed", "model", "train"))
     # Under `accelerate launch` every rank runs this; rank 0 alone holds the lock and writes the manifest.
@@ -72,14 +75,13 @@ def train(cfg: Config, run_dir: Path) -> dict:
         if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
             raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on every "
                               f"pair, and {pairs_path} has pairs without one")
-        summary = _fit(cfg, rows, work_dir, model_dir)
-        summary["pairs_path"] = str(pairs_path)
+        summary = _fit(cfg, rows, work_dir, model_dir, pairs_path)
         if main_process:
             write_atomic(manifest, json.dumps({"fingerprint": key, "summary": summary}, indent=2) + "\n")
     return summary
 
 
-def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path) -> dict:
+def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path) -> dict:
     import torch
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
@@ -117,6 +119,7 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path) -> dict
         "finetuning": settings.finetuning,
         "loss": list(settings.loss),
         "pairs": len(rows),
+        "pairs_path": str(pairs_path),
         "weighted_pairs": sum(1 for r in rows if r.get("chosen_weights") is not None),
         "global_steps": result.global_step,
         "train_loss": result.training_loss,

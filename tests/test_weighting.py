@@ -1,0 +1,78 @@
+"""The weights stage: aligned with the trainer's tokens, each scheme's invariants, clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import write_jsonl
+
+from musc_ecd.cli import main
+from musc_ecd.config import load_config
+from musc_ecd.errors import ConfigError
+from musc_ecd.models import load_model
+from musc_ecd.store import read_jsonl
+from musc_ecd.training import completion_token_ids
+from musc_ecd.weighting import weights_stage
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_TINY = str(REPO / "configs" / "train_tiny.yaml")
+
+
+def _pairs(tmp_path, negative=True, same_negative=False):
+    rows = []
+    for i, (prompt, chosen, rejected) in enumerate([
+        ("Write a haiku about rain in lowercase.", "soft rain on the roof", "SOFT RAIN ON THE ROOF"),
+        ("List two fruits without commas.", "apple and pear", "apple, pear"),
+        ("Answer in one word: capital of France?", "Paris", "The capital of France is Paris, of course."),
+    ]):
+        meta = {"method": "test"}
+        if negative:
+            meta["negative_instruction"] = prompt if same_negative else prompt.split(" in ")[0].split(" without")[0]
+        rows.append({"id": f"p{i}", "prompt": [{"role": "user", "content": prompt}],
+                     "chosen": [{"role": "assistant", "content": chosen}],
+                     "rejected": [{"role": "assistant", "content": rejected}], "meta": meta})
+    return write_jsonl(tmp_path / "pairs.jsonl", rows)
+
+
+def _run(tmp_path, scheme, pairs):
+    cfg = load_config(TRAIN_TINY, [f"run_dir={tmp_path}", f"train.pairs={pairs}", f"train.weights={scheme}"])
+    weights_stage(cfg, tmp_path)
+    return read_jsonl(tmp_path / "weights" / "pairs.jsonl")
+
+
+@pytest.mark.parametrize("scheme", ["uniform", "edit", "kl", "bi_kl", "pmi", "entropy"])
+def test_weights_align_with_the_trainers_tokens_and_are_normalised(tmp_path, scheme):
+    _, tokenizer = load_model("tiny", device="cpu")
+    for row in _run(tmp_path, scheme, _pairs(tmp_path)):
+        for side in ("chosen", "rejected"):
+            weights = row[f"{side}_weights"]
+            assert len(weights) == len(completion_token_ids(tokenizer, row["prompt"], row[side]))
+            assert all(0 <= w <= 2.0 for w in weights)
+            assert sum(weights) / len(weights) <= 1.0 + 1e-4  # mean 1 before clipping, ≤ 1 after
+        assert row["meta"]["weights"] == {"scheme": scheme, "w_max": 2.0}
+        if scheme == "uniform":
+            assert set(row["chosen_weights"]) == {1.0}
+
+
+def test_kl_is_uniform_when_the_corrupted_instruction_equals_the_prompt(tmp_path):
+    for row in _run(tmp_path, "kl", _pairs(tmp_path, same_negative=True)):
+        assert set(row["chosen_weights"]) == {1.0} and set(row["rejected_weights"]) == {1.0}
+
+
+def test_kl_without_a_corrupted_instruction_names_the_scheme_that_applies(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.weights=kl .* use train.weights=edit"):
+        _run(tmp_path, "kl", _pairs(tmp_path, negative=False))
+
+
+def test_train_with_weights_reads_the_weighted_pairs(tmp_path):
+    pairs = _pairs(tmp_path)
+    args = [TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={pairs}", "train.weights=kl", "train.batch_size=3",
+            "train.gradient_accumulation_steps=1"]
+    assert main(["weights", *args]) == 0
+    assert main(["train", *args]) == 0
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["weighted_pairs"] == 3 and summary["pairs_path"].endswith("weights/pairs.jsonl")
+    metrics = read_jsonl(tmp_path / "train" / "metrics.jsonl")
+    assert any(m.get("weights/chosen_mean", 1.0) != 1.0 for m in metrics)
