@@ -76,3 +76,25 @@ def test_train_with_weights_reads_the_weighted_pairs(tmp_path):
     assert summary["weighted_pairs"] == 3 and summary["pairs_path"].endswith("weights/pairs.jsonl")
     metrics = read_jsonl(tmp_path / "train" / "metrics.jsonl")
     assert any(m.get("weights/chosen_mean", 1.0) != 1.0 for m in metrics)
+
+
+@pytest.mark.integration
+def test_smollm2_weights_align_with_the_trainer_despite_its_default_system_prompt(tmp_path):
+    """SmolLM2's chat template inserts a system prompt; the weights must still land on the scored tokens."""
+    from datasets import Dataset
+
+    from musc_ecd.training import TokenWeightedDPOConfig, TokenWeightedDPOTrainer
+
+    model, tokenizer = load_model("smollm2-135m-instruct", dtype="float32", device="cpu")
+    assert "system" in tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    rows = [json.loads(line) for line in _pairs(tmp_path).read_text().splitlines()]
+    for row in rows:
+        for side in ("chosen", "rejected"):
+            row[f"{side}_weights"] = [0.5] * len(completion_token_ids(tokenizer, row["prompt"], row[side]))
+        del row["meta"], row["id"]
+    trainer = TokenWeightedDPOTrainer(
+        model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
+        args=TokenWeightedDPOConfig(output_dir=str(tmp_path / "t"), use_cpu=True, bf16=False, report_to="none",
+                                    gradient_checkpointing=False, per_device_train_batch_size=3))
+    for example in trainer.train_dataset:  # the trainer validated lengths; check the ids themselves too
+        assert len(example["chosen_weights"]) == len(example["chosen_ids"])
