@@ -170,8 +170,11 @@ class MuscFineConfig:
     respond_max_tokens: int = 512
     judge_max_tokens: int = 128
     correct_max_tokens: int = 512
+    share: float = 0.5
+    """``method=musc``: the share of seeds that go to the fine builder (the rest: coarse)."""
 
     def __post_init__(self) -> None:
+        _check(0 <= self.share <= 1, "musc_fine.share", self.share, "a number in [0, 1]")
         _check(self.samples >= 2, "musc_fine.samples", self.samples, "an integer >= 2")
         _check(0 <= self.unparsable_score <= 1, "musc_fine.unparsable_score", self.unparsable_score,
                "a number in [0, 1]")
@@ -250,6 +253,9 @@ class TrainConfig:
     """Per-sequence weights are scaled to mean 1, then clipped to [0, w_max]."""
     edit_low: float = 0.1
     """``edit`` scheme: raw weight of tokens shared by rejected and chosen (diff tokens get 1)."""
+    weights_fallback: Literal["none", "uniform", "edit", "pmi", "entropy"] = "none"
+    """Scheme for pairs the chosen one cannot weight (kl/bi_kl need a corrupted instruction, which fine pairs
+    lack); ``none`` = such pairs are an error."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.loss if name not in LOSSES]
@@ -271,7 +277,7 @@ class Config:
     seed: int = 0
     """Run seed; per-item seeds are derived from it, the item id and the stage."""
     method: str = "musc_coarse"
-    """Pair builder for ``generate``: musc_coarse, musc_fine."""
+    """Pair builder for ``generate``: musc_coarse, musc_fine, musc (both, in one artifact)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -41,10 +41,11 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     pairs = {pair["id"]: pair for pair in read_jsonl(source)}
     if scheme in NEEDS_NEGATIVE:
         lacking = [pid for pid, pair in pairs.items() if not pair.get("meta", {}).get("negative_instruction")]
-        if lacking:
+        if lacking and cfg.train.weights_fallback == "none":
             raise ConfigError(f"config error: train.weights={scheme} compares each response under the full and the "
                               f"corrupted instruction, but {len(lacking)} pair(s) (e.g. {lacking[0]}) carry no "
-                              "corrupted instruction (only MuSC coarse pairs do); use train.weights=edit for them")
+                              "corrupted instruction (only MuSC coarse pairs do); use train.weights=edit for them, "
+                              "or train.weights_fallback=edit")
     entries = [Item(pid, "", index + 1) for index, pid in enumerate(pairs)]
     key = fingerprint(cfg, ("seed", "model", "train"))
 
@@ -62,6 +63,9 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
 
 def _weighted(pair: dict, scheme: str, model, tokenizer, cfg: Config) -> dict:
     from musc_ecd.training.tokens import completion_token_ids
+
+    if scheme in NEEDS_NEGATIVE and not pair.get("meta", {}).get("negative_instruction"):
+        scheme = cfg.train.weights_fallback
 
     ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
     if scheme == "uniform":

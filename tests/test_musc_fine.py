@@ -101,3 +101,24 @@ def test_musc_fine_end_to_end_on_tiny(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["method"] == "musc_fine" and summary["items"] == 3
     assert summary["accepted"] + summary["rejected"] == 3
+
+
+def test_full_musc_splits_seeds_between_granularities_and_weights_both(tmp_path):
+    args = [str(REPO / "configs" / "musc.yaml"), "model.policy=tiny", "model.dtype=float32",
+            f"data.seeds={REPO / 'configs/data/seeds.jsonl'}", "data.limit=8", "musc.decompose_max_tokens=24",
+            "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8", "musc.respond_max_tokens=12",
+            "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8", "musc_fine.correct_max_tokens=12",
+            "train.precision=fp32", "train.max_steps=1", f"run_dir={tmp_path}"]
+    assert main(["generate", *args]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["method"] == "musc" and summary["items"] == 8
+    from musc_ecd.methods.musc import goes_to_fine
+
+    fine = [goes_to_fine(0, f"seed-{i:04d}", 0.5) for i in range(1, 9)]
+    assert 0 < sum(fine) < 8  # both builders got seeds
+    assert main(["train", *args, "train.weights=kl"]) == 0
+    from musc_ecd.store import read_jsonl
+
+    for pair in read_jsonl(tmp_path / "weights" / "pairs.jsonl"):
+        expected = "kl" if pair["meta"]["method"] == "musc_coarse" else "edit"
+        assert pair["meta"]["weights"]["scheme"] == expected

@@ -11,6 +11,7 @@ from musc_ecd.errors import ConfigError
 METHODS = {
     "musc_coarse": "musc_ecd.methods.musc_coarse",
     "musc_fine": "musc_ecd.methods.musc_fine",
+    "musc": "musc_ecd.methods.musc",
 }
 
 

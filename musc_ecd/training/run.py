@@ -54,7 +54,10 @@ def _drop_absent(rows: list[dict], row: dict) -> dict:
 
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
-    if cfg.train.weights != "none":  # the weights stage wrote the weighted copy of the pairs
+    if cfg.train.weights != "none":  # train on the weighted copy; computed now if not done yet (resumable)
+        from musc_ecd.weighting import weights_stage
+
+        weights_stage(cfg, run_dir)
         pairs_path = run_dir / "weights" / "pairs.jsonl"
     else:
         pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"

@@ -1,0 +1,58 @@
+"""MuSC, both granularities: coarse (decompose/corrupt/recombine) and fine (judge/correct) pairs in one
+artifact, as the full method trains on them.
+
+Each seed goes to exactly one builder, drawn per item from (run seed, item id) with probability
+``musc_fine.share`` for the fine one, so the split does not depend on chunking or resume and each pair
+keeps the provenance of the builder that made it (``meta.method``). Token weights then apply per pair:
+``kl``/``bi_kl`` to coarse pairs (they carry the corrupted instruction) and, with
+``train.weights_fallback=edit``, ``edit`` to fine ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from musc_ecd.config import Config
+from musc_ecd.items import Item
+from musc_ecd.methods import musc_coarse, musc_fine
+from musc_ecd.models.generator import Generator
+
+METHOD = "musc"
+
+
+def goes_to_fine(seed: int, item_id: str, share: float) -> bool:
+    draw = int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|musc-split".encode()).digest()[:8], "little")
+    return draw / 2**64 < share
+
+
+class Musc:
+    def __init__(self, generator: Generator, cfg: Config):
+        self.cfg = cfg
+        self.coarse = musc_coarse.build(generator, cfg)
+        self.fine = musc_fine.build(generator, cfg)
+
+    def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
+        share = self.cfg.musc_fine.share
+        fine = [i for i in items if goes_to_fine(self.cfg.seed, i.id, share)]
+        coarse = [i for i in items if not goes_to_fine(self.cfg.seed, i.id, share)]
+        pairs, rejects = self.coarse(coarse) if coarse else ([], [])
+        if fine:
+            fine_pairs, fine_rejects = self.fine(fine)
+            pairs, rejects = pairs + fine_pairs, rejects + fine_rejects
+        return pairs, rejects
+
+
+def build(generator: Generator, cfg: Config) -> Musc:
+    return Musc(generator, cfg)
+
+
+def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+    by_method = Counter(p["meta"]["method"] for p in pairs)
+    return {
+        "method": METHOD,
+        "pairs_by_granularity": {"coarse": by_method[musc_coarse.METHOD], "fine": by_method[musc_fine.METHOD]},
+        "coarse": musc_coarse.summarize([p for p in pairs if p["meta"]["method"] == musc_coarse.METHOD], []),
+        "fine": musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], []),
+        "rejected_by_stage": dict(Counter(r["stage"] for r in rejects)),
+    }
