@@ -101,6 +101,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_pair(args: argparse.Namespace) -> int:
+    from musc_ecd.show_pair import show_pair
+
+    page, text = show_pair(Path(args.run_dir), args.index)
+    print(text)
+    print(f"\n-> {page}")
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     from musc_ecd.config import load_config, to_yaml
 
@@ -145,6 +154,7 @@ def _log_to(path: Path, banner: str) -> None:
 # Commands that take files rather than a config.
 FILE_COMMANDS = {
     "ifeval-score": (_ifeval_score, "score an IFEval response file (official metrics, offline)"),
+    "show-pair": (_show_pair, "render one pair with every token shaded by its weight (HTML + terminal)"),
     "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
 }
 
@@ -173,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--input", required=True, help="IFEval input_data.jsonl (prompts, instruction ids, kwargs)")
     score.add_argument("--responses", required=True, help="JSONL with prompt and response per line")
     score.add_argument("--out", required=True, help="where to write results.json")
+    show = sub.add_parser("show-pair", help=FILE_COMMANDS["show-pair"][1])
+    show.add_argument("run_dir")
+    show.add_argument("--index", type=int, default=0)
     compare = sub.add_parser("compare", help=FILE_COMMANDS["compare"][1])
     compare.add_argument("results_a")
     compare.add_argument("results_b")

@@ -98,3 +98,17 @@ def test_smollm2_weights_align_with_the_trainer_despite_its_default_system_promp
                                     gradient_checkpointing=False, per_device_train_batch_size=3))
     for example in trainer.train_dataset:  # the trainer validated lengths; check the ids themselves too
         assert len(example["chosen_weights"]) == len(example["chosen_ids"])
+
+
+def test_show_pair_renders_weights_and_constraints(tmp_path, capsys):
+    pairs = _pairs(tmp_path)
+    args = [TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={pairs}", "train.weights=bi_kl"]
+    assert main(["weights", *args]) == 0
+    capsys.readouterr()
+    assert main(["show-pair", str(tmp_path), "--index", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "CHOSEN" in out and "\033[48;5;" in out
+    page = (tmp_path / "show-pair-1.html").read_text()
+    assert "Pair p1" in page and page.count('<span title="w=') > 4 and "weights: bi_kl" in page
+    assert main(["show-pair", str(tmp_path), "--index", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
