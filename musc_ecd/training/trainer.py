@@ -35,11 +35,12 @@ import torch.nn.functional as F
 from accelerate.utils import is_peft_model
 from trl import DPOConfig, DPOTrainer
 
+from musc_ecd.config import LOSSES
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
 from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler
 
 WEIGHT_COLUMNS = ("chosen_weights", "rejected_weights")
-SUPPORTED_LOSSES = ("sigmoid", "hinge", "ipo", "sft")
+SUPPORTED_LOSSES = LOSSES  # one list for the config's check and the trainer's
 FINGERPRINT_TAG = "musc-ecd-token-weights-v1"
 
 
