@@ -54,56 +54,97 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
 
         model, tokenizer = load_model(cfg.model.policy, dtype="float32",
                                       trust_remote_code=cfg.model.trust_remote_code)
-        return lambda items: ([_weighted(pairs[i.id], scheme, model, tokenizer, cfg) for i in items], [])
+        return lambda items: (weigh_pairs([pairs[i.id] for i in items], scheme, model, tokenizer, cfg), [])
 
     return run_item_stage(run_dir / "weights", "pairs", key, entries, make_process,
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source)},
                           cfg.store.commit_every, label=f"weights [{scheme}]")
 
 
-def _weighted(pair: dict, scheme: str, model, tokenizer, cfg: Config) -> dict:
+def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
+    """The pairs with ``chosen_weights``/``rejected_weights``; model signals in batched forward passes."""
     from musc_ecd.training.tokens import completion_token_ids
 
-    if scheme in NEEDS_NEGATIVE and not pair.get("meta", {}).get("negative_instruction"):
-        scheme = cfg.train.weights_fallback
-
-    ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
-    if scheme == "uniform":
-        raw = {side: torch.ones(len(ids[side])) for side in ids}
-    elif scheme == "edit":
-        rejected, chosen = edit_signal(ids["rejected"], ids["chosen"], low=cfg.train.edit_low)
-        raw = {"chosen": torch.tensor(chosen), "rejected": torch.tensor(rejected)}
-    else:
-        raw = {side: _model_signal(scheme, pair, ids[side], model, tokenizer) for side in ids}
-    weights = {side: normalise(raw[side], cfg.train.w_max) for side in raw}
-    out = dict(pair)
-    out["chosen_weights"] = [round(float(w), 5) for w in weights["chosen"]]
-    out["rejected_weights"] = [round(float(w), 5) for w in weights["rejected"]]
-    out["meta"] = {**pair.get("meta", {}), "weights": {"scheme": scheme, "w_max": cfg.train.w_max}}
+    plans = []
+    for pair in pairs:
+        chosen_scheme = scheme
+        if scheme in NEEDS_NEGATIVE and not pair.get("meta", {}).get("negative_instruction"):
+            chosen_scheme = cfg.train.weights_fallback
+        ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
+        plans.append((pair, chosen_scheme, ids))
+    jobs = [(_conditions(pair, s), ids[side], s) for pair, s, ids in plans if s in MODEL_SCHEMES
+            for side in ("chosen", "rejected")]
+    signals = iter(model_signals(jobs, model, tokenizer, batch_size))
+    out = []
+    for pair, chosen_scheme, ids in plans:
+        if chosen_scheme == "uniform":
+            raw = {side: torch.ones(len(ids[side])) for side in ids}
+        elif chosen_scheme == "edit":
+            rejected, chosen = edit_signal(ids["rejected"], ids["chosen"], low=cfg.train.edit_low)
+            raw = {"chosen": torch.tensor(chosen), "rejected": torch.tensor(rejected)}
+        else:
+            raw = {"chosen": next(signals), "rejected": next(signals)}
+        weighted = dict(pair)
+        for side in ("chosen", "rejected"):
+            weighted[f"{side}_weights"] = [round(float(w), 5) for w in normalise(raw[side], cfg.train.w_max)]
+        weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": chosen_scheme, "w_max": cfg.train.w_max}}
+        out.append(weighted)
     return out
 
 
-def _model_signal(scheme: str, pair: dict, completion: list[int], model, tokenizer) -> torch.Tensor:
-    prompt = pair["prompt"]
-    logp = _response_log_probs(model, tokenizer, prompt, completion)
-    if scheme == "entropy":
-        return entropy_per_token(logp)
+MODEL_SCHEMES = ("kl", "bi_kl", "pmi", "entropy")
+
+
+def _conditions(pair: dict, scheme: str) -> list[list[dict]]:
+    """The prompts each response is scored after: x_pos first, then x_neg or ∅ where the scheme needs one."""
+    prompt = pair["prompt"] if isinstance(pair["prompt"], list) else [{"role": "user", "content": pair["prompt"]}]
+    if scheme in NEEDS_NEGATIVE:
+        return [prompt, [{"role": "user", "content": pair["meta"]["negative_instruction"]}]]
     if scheme == "pmi":
-        empty = [{"role": "user", "content": ""}]
-        return pmi_per_token(logp, _response_log_probs(model, tokenizer, empty, completion),
-                             torch.tensor(completion))
-    negative = [{"role": "user", "content": pair["meta"]["negative_instruction"]}]
-    logp_negative = _response_log_probs(model, tokenizer, negative, completion)
-    return kl_per_token(logp_negative, logp) if scheme == "kl" else bi_kl_per_token(logp_negative, logp)
+        return [prompt, [{"role": "user", "content": ""}]]
+    return [prompt]
 
 
-def _response_log_probs(model, tokenizer, prompt: list[dict], completion: list[int]) -> torch.Tensor:
-    """log p(· | prompt, y_<t) at each response position t: (T, V). The response tokens are fixed."""
+def model_signals(jobs: list[tuple[list[list[dict]], list[int], str]], model, tokenizer,
+                  batch_size: int = 8) -> list[torch.Tensor]:
+    """Raw per-token signals, one (T,) tensor per job (conditions, response ids, scheme), in order.
+
+    Every sequence (a condition followed by the fixed response) of up to ``batch_size`` jobs goes through
+    one right-padded forward pass; each job's (T, V) log-probabilities live only until its signal is
+    computed, so memory stays at one batch of logits.
+    """
     from musc_ecd.models.generator import encode_chat
 
-    prompt_ids = encode_chat(tokenizer, prompt)
-    input_ids = torch.tensor([prompt_ids + completion], device=model.device)
-    with torch.inference_mode():
-        logits = model(input_ids=input_ids).logits[0].float()
-    start = len(prompt_ids) - 1  # the logits at position i predict token i + 1
-    return torch.log_softmax(logits[start : start + len(completion)], dim=-1).cpu()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    results = []
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
+        sequences = [(encode_chat(tokenizer, condition), response) for conditions, response, _ in batch
+                     for condition in conditions]
+        width = max(len(p) + len(r) for p, r in sequences)
+        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, (prompt_ids, response) in enumerate(sequences):
+            input_ids[row, : len(prompt_ids) + len(response)] = torch.tensor(prompt_ids + response)
+            attention[row, : len(prompt_ids) + len(response)] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+        row = 0
+        for conditions, response, scheme in batch:
+            logps = []
+            for _ in conditions:  # the logits at position i predict token i + 1
+                first = len(sequences[row][0]) - 1
+                logps.append(torch.log_softmax(logits[row, first : first + len(response)].float(), dim=-1).cpu())
+                row += 1
+            results.append(_signal(scheme, logps, torch.tensor(response)))
+    return results
+
+
+def _signal(scheme: str, logps: list[torch.Tensor], response: torch.Tensor) -> torch.Tensor:
+    if scheme == "entropy":
+        return entropy_per_token(logps[0])
+    if scheme == "pmi":
+        return pmi_per_token(logps[0], logps[1], response)
+    if scheme == "kl":
+        return kl_per_token(logps[1], logps[0])  # KL(p(·|x_neg) ‖ p(·|x_pos))
+    return bi_kl_per_token(logps[1], logps[0])

@@ -112,3 +112,17 @@ def test_show_pair_renders_weights_and_constraints(tmp_path, capsys):
     assert "Pair p1" in page and page.count('<span title="w=') > 4 and "weights: bi_kl" in page
     assert main(["show-pair", str(tmp_path), "--index", "9"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_batched_signals_equal_one_at_a_time(tmp_path):
+    from musc_ecd.weighting import weigh_pairs
+
+    model, tokenizer = load_model("tiny", dtype="float32", device="cpu")
+    pairs = [json.loads(line) for line in _pairs(tmp_path).read_text().splitlines()]
+    cfg = load_config(TRAIN_TINY, [])
+    for scheme in ("kl", "pmi", "entropy"):
+        batched = weigh_pairs(pairs, scheme, model, tokenizer, cfg, batch_size=8)
+        alone = weigh_pairs(pairs, scheme, model, tokenizer, cfg, batch_size=1)
+        for a, b in zip(batched, alone, strict=True):
+            assert a["chosen_weights"] == pytest.approx(b["chosen_weights"], abs=1e-4)
+            assert a["rejected_weights"] == pytest.approx(b["rejected_weights"], abs=1e-4)
