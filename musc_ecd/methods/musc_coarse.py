@@ -42,10 +42,11 @@ from musc_ecd.constraints.corrupt import (
     rewrite_request,
     with_rewrite,
 )
-from musc_ecd.constraints.decompose import Decomposition, decompose_all
+from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import judge_request, parse_verdict
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
-from musc_ecd.items import Item, Reject
+from musc_ecd.items import Item
+from musc_ecd.methods.base import ConstraintPairBuilder
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
 
@@ -68,14 +69,12 @@ class _Work:
     finish: dict = field(default_factory=dict)
 
 
-class MuscCoarse:
+class MuscCoarse(ConstraintPairBuilder):
     """Builds coarse MuSC pairs for a chunk of seeds with one generator (the policy)."""
 
     def __init__(self, generator: Generator, cfg: Config):
-        self.generator = generator
-        self.cfg = cfg
+        super().__init__(generator, cfg)
         self.opts = cfg.musc
-        self.rejects: list[Reject] = []
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
         self.rejects = []
@@ -87,20 +86,7 @@ class MuscCoarse:
         work = self.filter_pairs(work)
         return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
 
-    # -- the steps -----------------------------------------------------------------------------
-
-    def decompose(self, work: list[_Work]) -> list[_Work]:
-        decompositions = decompose_all(self.generator, [w.item.prompt for w in work], self._params("decompose"))
-        kept = []
-        for w, (decomposition, raw) in zip(work, decompositions, strict=True):
-            w.decomposition, w.raw_decomposition = decomposition, raw
-            count = len(w.decomposition.constraints)
-            if count < self.opts.min_constraints:
-                self._reject(w, "decompose", "too_few_constraints",
-                             f"{count} constraint(s) via {w.decomposition.source}")
-            else:
-                kept.append(w)
-        return kept
+    # -- the steps (decompose: ConstraintPairBuilder) -----------------------------------------
 
     def corrupt(self, work: list[_Work]) -> list[_Work]:
         probabilities = {"drop": self.opts.p_drop, "substitute": self.opts.p_substitute,
@@ -215,9 +201,6 @@ class MuscCoarse:
         if not requests:
             return []
         return [samples[0].text for samples in self.generator.generate(requests, self._params(stage))]
-
-    def _reject(self, w: _Work, stage: str, reason: str, detail: str = "") -> None:
-        self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line))
 
 
 def _item_seed(seed: int, item_id: str, stage: str) -> int:

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 
 from musc_ecd.config import Config
 from musc_ecd.constraints.correct import correct_request, parse_revision
-from musc_ecd.constraints.decompose import Decomposition, decompose_all
+from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import judge_request, parse_verdict
-from musc_ecd.items import Item, Reject
+from musc_ecd.items import Item
+from musc_ecd.methods.base import ConstraintPairBuilder
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
 
@@ -40,6 +41,7 @@ TEMPLATES = ("decompose", "judge", "correct")
 class _Work:
     item: Item
     decomposition: Decomposition | None = None
+    raw_decomposition: str = ""
     samples: list[str] = field(default_factory=list)
     verdicts: list[list[bool | None]] = field(default_factory=list)  # [sample][constraint]
     judge_raw: list[list[str]] = field(default_factory=list)
@@ -59,12 +61,12 @@ def answer_score(verdicts: list[bool | None], unparsable: float) -> float:
     return sum(verdict_score(v, unparsable) for v in verdicts) / len(verdicts)
 
 
-class MuscFine:
+class MuscFine(ConstraintPairBuilder):
+    """Builds fine MuSC pairs for a chunk of seeds with one generator (the policy)."""
+
     def __init__(self, generator: Generator, cfg: Config):
-        self.generator = generator
-        self.cfg = cfg
+        super().__init__(generator, cfg)
         self.opts = cfg.musc_fine
-        self.rejects: list[Reject] = []
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
         self.rejects = []
@@ -75,18 +77,6 @@ class MuscFine:
         work = self.select(work)
         work = self.correct(work)
         return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
-
-    def decompose(self, work: list[_Work]) -> list[_Work]:
-        results = decompose_all(self.generator, [w.item.prompt for w in work], self._params("decompose"))
-        kept = []
-        for w, (decomposition, _) in zip(work, results, strict=True):
-            w.decomposition = decomposition
-            if len(decomposition.constraints) < self.cfg.musc.min_constraints:
-                self._reject(w, "decompose", "too_few_constraints",
-                             f"{len(decomposition.constraints)} constraint(s) via {decomposition.source}")
-            else:
-                kept.append(w)
-        return kept
 
     def sample(self, work: list[_Work]) -> list[_Work]:
         outputs = self.generator.generate([[{"role": "user", "content": w.item.prompt}] for w in work],
@@ -175,9 +165,6 @@ class MuscFine:
         }[stage]
         return SamplingParams(n=n, temperature=temperature, top_p=self.cfg.generation.top_p,
                               max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
-
-    def _reject(self, w: _Work, stage: str, reason: str, detail: str = "") -> None:
-        self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line))
 
 
 def build(generator: Generator, cfg: Config) -> MuscFine:
