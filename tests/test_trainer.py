@@ -227,3 +227,18 @@ def test_scale_shifted_log_probs_by_hand():
     torch.testing.assert_close(scale_shifted_log_probs(log_probs, weights), torch.tensor([[-0.5, 0.0, -6.0]]))
     virtual = torch.tensor([[-4.0, -1.0, -2.0, -3.0]])  # one leading virtual position keeps weight 1
     torch.testing.assert_close(scale_shifted_log_probs(virtual, weights), torch.tensor([[-4.0, -0.5, 0.0, -6.0]]))
+
+
+def test_collator_weights_are_zero_on_prompt_and_padding():
+    from musc_ecd.training import DataCollatorForWeightedPreference
+
+    collator = DataCollatorForWeightedPreference(pad_token_id=0)
+    batch = collator([
+        {"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6], "chosen_weights": [0.5, 2.0],
+         "rejected_weights": [1.5]},
+        {"prompt_ids": [7], "chosen_ids": [8], "rejected_ids": [9, 10], "chosen_weights": None,
+         "rejected_weights": None},
+    ])
+    expected = torch.tensor([[0, 0, 0, 0.5, 2.0], [0, 1.0, 0, 0, 0], [0, 0, 0, 1.5, 0], [0, 1.0, 1.0, 0, 0]])
+    torch.testing.assert_close(batch["completion_weights"], expected)
+    assert torch.equal(batch["completion_weights"] > 0, batch["completion_mask"].bool())
