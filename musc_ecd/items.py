@@ -65,7 +65,7 @@ def load_items(
             seen.add(entry.id)
             valid += 1
         entries.append(entry)
-    if valid == 0 and not entries:
+    if not entries:
         raise DataError(f"data file '{path}' holds no items")
     return entries
 

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from musc_ecd.errors import RunDirConflictError
+from musc_ecd.errors import DataError, RunDirConflictError
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,18 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
     write_atomic(path, "".join(_dumps(r) + "\n" for r in records))
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Every record of a JSONL file (blank lines skipped); a bad line is a ``DataError`` naming it."""
+    records = []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+    return records
 
 
 class DirectoryLock:

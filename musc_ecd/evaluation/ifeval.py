@@ -25,7 +25,6 @@ Differences from the reference code, on purpose:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from functools import cache
 from pathlib import Path
 
 from musc_ecd.errors import DataError
+from musc_ecd.store import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +213,4 @@ def _read_jsonl(path: str | Path, what: str) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file '{path}' does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-    return rows
+    return read_jsonl(path)

@@ -35,21 +35,18 @@ def load_pairs(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"no pairs artifact at {path}; run `musc-ecd generate` first or set train.pairs")
     rows = []
-    for line_no, record in enumerate(read_jsonl(path), start=1):
+    for index, record in enumerate(read_jsonl(path)):
         missing = [c for c in PAIR_COLUMNS if not record.get(c)]
         if missing:
-            raise DataError(f"{path}:{line_no}: pair without {', '.join(missing)}")
+            raise DataError(f"{path}: pair {index} (id {record.get('id', '?')}) has no {', '.join(missing)}")
         row = {c: record[c] for c in PAIR_COLUMNS}
         row.update({c: record.get(c) for c in OPTIONAL_COLUMNS})
         rows.append(row)
     if not rows:
         raise DataError(f"{path} holds no pairs")
-    return [_drop_absent(rows, row) for row in rows]
-
-
-def _drop_absent(rows: list[dict], row: dict) -> dict:
-    """Leave out optional columns that no row has, so the dataset has no all-None columns."""
-    return {k: v for k, v in row.items() if k in PAIR_COLUMNS or any(r.get(k) is not None for r in rows)}
+    # Leave out optional columns that no row has, so the dataset has no all-None columns.
+    present = {c for c in OPTIONAL_COLUMNS if any(r[c] is not None for r in rows)}
+    return [{k: v for k, v in row.items() if k in PAIR_COLUMNS or k in present} for row in rows]
 
 
 def train(cfg: Config, run_dir: Path) -> dict:
