@@ -20,10 +20,14 @@ log = logging.getLogger("musc_ecd")
 
 
 def _run(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.compare import format_comparison
     from musc_ecd.pipeline import run
 
     cfg, run_dir = _prepare(args)
-    run(cfg, run_dir)
+    report = run(cfg, run_dir)
+    labels = report["labels"]
+    for set_name, comparison in report["comparisons"].items():
+        print(f"[{set_name}]\n{format_comparison(comparison, labels['base'], labels['trained'])}\n")
     print(f"report -> {run_dir / 'report.md'}")
     return 0
 
@@ -110,6 +114,25 @@ def _show_pair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from musc_ecd.sweep import execute, format_plan, load_sweep
+
+    sweep = load_sweep(Path(args.sweep))
+    if args.dry_run:
+        print(format_plan(sweep))
+        return 0
+    return execute(sweep)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.report import render_report
+
+    written = render_report(Path(args.runs_dir))
+    for path in written.values():
+        print(f"-> {path}")
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     from musc_ecd.config import load_config, to_yaml
 
@@ -156,6 +179,8 @@ FILE_COMMANDS = {
     "ifeval-score": (_ifeval_score, "score an IFEval response file (official metrics, offline)"),
     "show-pair": (_show_pair, "render one pair with every token shaded by its weight (HTML + terminal)"),
     "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
+    "sweep": (_sweep, "run a grid of configs (base + grid/zip axes), locally in turn or on SLURM via submitit"),
+    "report": (_report, "one table (Markdown + CSV) and plots for every run under RUNS_DIR"),
 }
 
 
@@ -191,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("results_b")
     compare.add_argument("--resamples", type=int, default=10_000)
     compare.add_argument("--seed", type=int, default=0)
+    sweep = sub.add_parser("sweep", help=FILE_COMMANDS["sweep"][1], description=FILE_COMMANDS["sweep"][1])
+    sweep.add_argument("sweep", help="sweep YAML: base, overrides, grid, zip, runs_dir, executor, slurm")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs (name, directory, overrides, status)")
+    report = sub.add_parser("report", help=FILE_COMMANDS["report"][1], description=FILE_COMMANDS["report"][1])
+    report.add_argument("runs_dir", help="a directory of run directories (e.g. a sweep's runs_dir), or one run")
     return parser
 
 

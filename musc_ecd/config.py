@@ -195,8 +195,24 @@ class EvalConfig:
     """Only the first N prompts (a quick look; full sets for reported numbers)."""
     max_new_tokens: int = 512
     temperature: float = 0.0
+    sets: list[str] | None = None
+    """Sets ``run`` evaluates base and trained on, each compared with a paired bootstrap: ``own`` (the shipped
+    set), ``ifeval`` (``eval.ifeval_path``). None = the one set ``evaluate`` uses (IFEval if ifeval_path is
+    set, else own)."""
+
+    def __post_init__(self) -> None:
+        sets = self.sets or []
+        _check(all(s in EVAL_SETS for s in sets) and len(set(sets)) == len(sets), "eval.sets", self.sets,
+               f"null or a list of distinct names from {', '.join(EVAL_SETS)}")
+        _check("ifeval" not in sets or self.ifeval_path is not None, "eval.sets", self.sets,
+               "'ifeval' only together with eval.ifeval_path (IFEval's input_data.jsonl)")
+
+    def set_names(self) -> list[str]:
+        """The evaluation sets ``run`` uses (see ``sets``)."""
+        return list(self.sets) if self.sets else ["ifeval" if self.ifeval_path else "own"]
 
 
+EVAL_SETS = ("own", "ifeval")
 LOSSES = ("sigmoid", "hinge", "ipo", "sft")
 
 
@@ -274,6 +290,10 @@ class Config:
 
     run_dir: str = "runs/default"
     """Where artifacts, logs and the resolved config go. Rerunning with the same run_dir resumes."""
+    share_dir: str | None = None
+    """Where runs put the artifacts they can share, keyed by the config that determines them: the generated
+    pairs (``generate-<hash>``) and the base model's evaluations (``eval-base-<hash>``); the run directory
+    links to them. None = everything inside run_dir. ``musc-ecd sweep`` sets RUNS_DIR/_shared."""
     seed: int = 0
     """Run seed; per-item seeds are derived from it, the item id and the stage."""
     method: str = "musc_coarse"

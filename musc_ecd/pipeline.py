@@ -1,74 +1,316 @@
-"""``musc-ecd run``: generate → [weights] → train → evaluate (base and trained) → compare, each resumable.
+"""``musc-ecd run``: generate → [weights] → train → evaluate base and trained on each set → report.
 
 Every stage writes into the run directory and skips itself when its artifact is complete, so rerunning
 after a failure or a kill continues where it stopped; a failure names the stage and keeps what earlier
-stages produced.
+stages produced. Progress goes to the console and ``RUN_DIR/log.txt``; ``RUN_DIR/status.json`` says
+which stage is running, which are done (with their wall time) and, after a failure, the error.
+
+    RUN_DIR/generate/                 pairs.jsonl, summary.json (yield per stage), ...
+    RUN_DIR/weights/                  the pairs with token weights (when train.weights is set)
+    RUN_DIR/model/, RUN_DIR/train/    the adapter; checkpoints and metrics.jsonl
+    RUN_DIR/eval/SET/base|trained/    answers and results.json per evaluation set (eval.sets)
+    RUN_DIR/report.json, report.md    the comparisons (paired bootstrap) and the rendered report
+    RUN_DIR/plots/*.png               metric differences with intervals, training curves, yield
+
+**Sharing.** With ``share_dir`` set (``musc-ecd sweep`` sets RUNS_DIR/_shared), the two artifacts that
+many runs have in common live there once, named by a hash of the config that determines them:
+``generate-<hash>`` (every key but run_dir, share_dir, store, train and eval; batch sizes left out) and
+``eval-base-<hash>`` (the policy, generation and eval settings of that set). ``RUN_DIR/generate`` and
+``RUN_DIR/eval/SET/base`` are relative symlinks to them. Runs of a sweep that differ only in training
+options therefore generate once and evaluate the base model once. Two processes that want the same
+entry at once take turns on a ``DirectoryLock`` in the share directory: the second waits, then finds the
+work done and skips it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from musc_ecd.config import Config
-from musc_ecd.errors import UserError
-from musc_ecd.store import write_atomic
+from musc_ecd.config import Config, to_dict
+from musc_ecd.errors import RunDirConflictError, UserError
+from musc_ecd.store import DirectoryLock, write_atomic
 
 log = logging.getLogger(__name__)
+
+STATUS = "status.json"
+REPORT = "report.json"
+WAIT_SECONDS = 2.0  # poll interval while another process holds a shared entry
 
 
 class StageFailed(UserError):
     """A pipeline stage failed; earlier stages' artifacts are kept."""
 
-    exit_code = 1
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    action: Callable[[], Any]
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
-    from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
-    from musc_ecd.evaluation.evaluate import evaluate
-    from musc_ecd.evaluation.ifeval import PromptResult
-    from musc_ecd.generate import generate
-    from musc_ecd.training.run import train
-
-    timings: dict[str, float] = {}
-
-    def stage(name: str, function, stage_cfg: Config, directory: Path):
-        log.info("== stage %s ==", name)
+    """Run every stage that is not done yet; return the report (also in RUN_DIR/report.json)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stages = plan(cfg, run_dir)
+    status = RunStatus(run_dir, config_fingerprint(cfg))
+    for number, stage in enumerate(stages, start=1):
+        status.begin(stage.name)
         started = time.perf_counter()
         try:
-            result = function(stage_cfg, directory)
-        except UserError:
+            announce(stage.name, number, len(stages))
+            stage.action()
+        except KeyboardInterrupt:
+            status.end("interrupted", stage.name, "interrupted")
             raise
+        except UserError as exc:
+            status.end("failed", stage.name, str(exc))
+            raise StageFailed(f"stage '{stage.name}' failed: {exc}", exit_code=exc.exit_code) from None
         except Exception as exc:  # name the stage; the traceback is in the log file
-            log.exception("stage %s failed", name)
-            raise StageFailed(f"stage '{name}' failed: {type(exc).__name__}: {exc}; earlier stages are kept in "
-                              f"{run_dir}; rerun the same command to resume") from None
-        timings[name] = round(time.perf_counter() - started, 1)
-        return result
+            log.exception("stage %s failed", stage.name)
+            error = f"{type(exc).__name__}: {exc}"
+            status.end("failed", stage.name, error)
+            raise StageFailed(f"stage '{stage.name}' failed: {error}; earlier stages are kept in {run_dir}; "
+                              "rerun the same command to resume") from None
+        status.stage_done(stage.name, time.perf_counter() - started)
+    status.end("done")
+    return json.loads((run_dir / REPORT).read_text())
 
-    generation = stage("generate", generate, cfg, run_dir / "generate")
-    training_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pairs=str(run_dir / "generate" /
-                                                                                            "pairs.jsonl")))
+
+def announce(name: str, number: int, total: int) -> None:
+    """Progress: one line per stage, on the console and in the log."""
+    log.info("== [%d/%d] %s ==", number, total, name)
+
+
+def plan(cfg: Config, run_dir: Path) -> list[Stage]:
+    """The stages of ``run`` in order; each one skips itself when its artifact is complete."""
+    stages = [Stage("generate", lambda: generate_stage(cfg, run_dir))]
     if cfg.train.weights != "none":
-        from musc_ecd.weighting import weights_stage
+        stages.append(Stage("weights", lambda: weights_stage(cfg, run_dir)))
+    stages.append(Stage("train", lambda: train_stage(cfg, run_dir)))
+    for name in cfg.eval.set_names():
+        stages.append(Stage(f"evaluate-base[{name}]", lambda name=name: evaluate_base_stage(cfg, run_dir, name)))
+    for name in cfg.eval.set_names():
+        stages.append(Stage(f"evaluate-trained[{name}]",
+                            lambda name=name: evaluate_trained_stage(cfg, run_dir, name)))
+    stages.append(Stage("report", lambda: report_stage(cfg, run_dir)))
+    return stages
 
-        stage("weights", weights_stage, training_cfg, run_dir)
-    training = stage("train", train, training_cfg, run_dir)
-    base = stage("evaluate-base", evaluate, dataclasses.replace(cfg, eval=dataclasses.replace(
-        cfg.eval, adapter=None, name="base")), run_dir)
-    trained = stage("evaluate-trained", evaluate, dataclasses.replace(cfg, eval=dataclasses.replace(
-        cfg.eval, adapter=str(run_dir / "model"), name="trained")), run_dir)
-    comparison = paired_bootstrap([PromptResult.from_json(r) for r in base["per_prompt"]],
-                                  [PromptResult.from_json(r) for r in trained["per_prompt"]])
-    table = format_comparison(comparison, f"base ({cfg.model.policy})", f"trained ({cfg.method}, {cfg.train.loss})")
-    report = {"pairs": generation["accepted"], "generation": {k: generation.get(k) for k in
-                                                              ("items", "accepted", "rejected", "yield_per_stage")},
-              "train_steps": training["global_steps"], "comparison": comparison, "stage_seconds": timings}
-    write_atomic(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(run_dir / "report.md", f"# {run_dir.name}\n\n{generation['accepted']} pairs from "
-                 f"{generation['items']} seeds; {training['global_steps']} training steps.\n\n```\n{table}\n```\n")
-    print(table)
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+
+
+def generate_stage(cfg: Config, run_dir: Path) -> dict:
+    from musc_ecd.generate import generate
+
+    target = run_dir / "generate"
+    if cfg.share_dir is None or (target.is_dir() and not target.is_symlink()):
+        return generate(cfg, target)  # unshared (or made before sharing was turned on): stays in the run
+    entry = Path(cfg.share_dir) / f"generate-{generate_key(cfg)}"
+    with shared_entry(entry):
+        summary = generate(cfg, entry)
+    link(target, entry)
+    return summary
+
+
+def _training_cfg(cfg: Config, run_dir: Path) -> Config:
+    pairs = cfg.train.pairs or str(run_dir / "generate" / "pairs.jsonl")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pairs=pairs))
+
+
+def weights_stage(cfg: Config, run_dir: Path) -> dict:
+    from musc_ecd.weighting import weights_stage as compute_weights
+
+    return compute_weights(_training_cfg(cfg, run_dir), run_dir)
+
+
+def train_stage(cfg: Config, run_dir: Path) -> dict:
+    from musc_ecd.training.run import train
+
+    return train(_training_cfg(cfg, run_dir), run_dir)
+
+
+def _eval_cfg(cfg: Config, set_name: str, adapter: str | None, name: str) -> Config:
+    path = cfg.eval.ifeval_path if set_name == "ifeval" else None
+    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ifeval_path=path, adapter=adapter,
+                                                             name=name, sets=None))
+
+
+def evaluate_base_stage(cfg: Config, run_dir: Path, set_name: str) -> dict:
+    from musc_ecd.evaluation.evaluate import evaluate
+
+    target = run_dir / "eval" / set_name / "base"
+    if cfg.share_dir is None or (target.is_dir() and not target.is_symlink()):
+        return evaluate(_eval_cfg(cfg, set_name, None, f"{set_name}/base"), run_dir)
+    entry = Path(cfg.share_dir) / f"eval-base-{base_eval_key(cfg, set_name)}"
+    with shared_entry(entry):
+        results = evaluate(_eval_cfg(cfg, set_name, None, "base"), entry)  # -> entry/eval/base
+    link(target, entry / "eval" / "base")
+    return results
+
+
+def evaluate_trained_stage(cfg: Config, run_dir: Path, set_name: str) -> dict:
+    from musc_ecd.evaluation.evaluate import evaluate
+
+    return evaluate(_eval_cfg(cfg, set_name, str(run_dir / "model"), f"{set_name}/trained"), run_dir)
+
+
+def report_stage(cfg: Config, run_dir: Path) -> dict:
+    """Compare base and trained on every set (paired bootstrap), write report.json, render report.md."""
+    from musc_ecd.evaluation.compare import paired_bootstrap
+    from musc_ecd.evaluation.ifeval import PromptResult
+    from musc_ecd.evaluation.report import render_run_report
+
+    comparisons = {}
+    for set_name in cfg.eval.set_names():
+        base, trained = (json.loads((run_dir / "eval" / set_name / side / "results.json").read_text())
+                         for side in ("base", "trained"))
+        comparisons[set_name] = paired_bootstrap([PromptResult.from_json(r) for r in base["per_prompt"]],
+                                                 [PromptResult.from_json(r) for r in trained["per_prompt"]])
+    generation = json.loads((run_dir / "generate" / "summary.json").read_text())
+    training = json.loads((run_dir / "model" / "manifest.json").read_text())["summary"]
+    report = {
+        "config_fingerprint": config_fingerprint(cfg),
+        "pairs": generation["accepted"],
+        "generation": {k: generation.get(k) for k in ("items", "accepted", "rejected", "yield_per_stage")},
+        "train_steps": training["global_steps"],
+        "comparisons": comparisons,
+        "labels": {"base": f"base ({cfg.model.policy})", "trained": f"trained ({cfg.method}, {cfg.train.loss})"},
+    }
+    write_atomic(run_dir / REPORT, json.dumps(report, indent=2) + "\n")
+    render_run_report(run_dir)
     return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Fingerprints and the share directory
+
+
+def _digest(tree: Any) -> str:
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_fingerprint(cfg: Config) -> str:
+    """What a finished run was made with: every key but where it lives (run_dir, share_dir)."""
+    tree = to_dict(cfg)
+    for key in ("run_dir", "share_dir"):
+        tree.pop(key, None)
+    return _digest(tree)
+
+
+def generate_key(cfg: Config) -> str:
+    """Everything that can change the generated pairs: all keys but those of later stages and locations.
+
+    Keys are left out by name (rather than listed in), so a section added for a new method is part of
+    the key without anyone remembering to add it; at worst an unused section costs a regeneration.
+    """
+    tree = to_dict(cfg)
+    for key in ("run_dir", "share_dir", "store", "train", "eval"):
+        tree.pop(key, None)
+    tree["generation"] = {k: v for k, v in tree["generation"].items() if k not in ("batch_size", "vllm")}
+    return _digest(tree)
+
+
+def base_eval_key(cfg: Config, set_name: str) -> str:
+    """Everything that can change the base model's answers and scores on one evaluation set."""
+    tree = to_dict(cfg)
+    options = cfg.eval
+    source = str(Path(options.ifeval_path).resolve()) if set_name == "ifeval" else "own"
+    return _digest({
+        "policy": cfg.model.policy, "dtype": cfg.model.dtype, "trust_remote_code": cfg.model.trust_remote_code,
+        "generation": {k: v for k, v in tree["generation"].items() if k not in ("batch_size", "vllm")},
+        "set": source, "limit": options.limit, "max_new_tokens": options.max_new_tokens,
+        "temperature": options.temperature,
+        "seed": cfg.seed if options.temperature > 0 else None,  # greedy answers do not depend on the seed
+    })
+
+
+class shared_entry:
+    """Hold ``entry``'s lock in the share directory, waiting while another process holds it."""
+
+    def __init__(self, entry: Path):
+        self.entry = entry
+
+    def __enter__(self) -> Path:
+        waited = False
+        while True:
+            try:
+                self._lock = DirectoryLock(self.entry.parent, self.entry.name)
+                return self.entry
+            except RunDirConflictError:
+                if not waited:
+                    log.info("waiting for another run to finish %s", self.entry)
+                    waited = True
+                time.sleep(WAIT_SECONDS)
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def link(path: Path, target: Path) -> None:
+    """Make ``path`` a relative symlink to ``target`` (replacing an older link atomically)."""
+    relative = os.path.relpath(target, path.parent)
+    if path.is_symlink() and os.readlink(path) == relative:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(relative, tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Status
+
+
+class RunStatus:
+    """``RUN_DIR/status.json``: running / failed / interrupted / done, the current stage, per-stage times.
+
+    A stage's time is the wall time of the session that did its work; a later session that finds it
+    done keeps that time rather than the seconds it took to skip it.
+    """
+
+    def __init__(self, run_dir: Path, fingerprint: str):
+        self.path = run_dir / STATUS
+        previous = read_status(run_dir) or {}
+        same = previous.get("config_fingerprint") == fingerprint
+        self.data = {"status": "running", "stage": None, "error": None, "config_fingerprint": fingerprint,
+                     "stages": previous.get("stages", {}) if same else {}}
+        self._done_before = {name for name, s in self.data["stages"].items() if s.get("state") == "done"}
+        self._write()
+
+    def begin(self, stage: str) -> None:
+        self.data["stage"] = stage
+        self._write()
+
+    def stage_done(self, stage: str, seconds: float) -> None:
+        if stage not in self._done_before:
+            self.data["stages"][stage] = {"state": "done", "seconds": round(seconds, 1)}
+        self._write()
+
+    def end(self, state: str, stage: str | None = None, error: str | None = None) -> None:
+        self.data.update({"status": state, "stage": stage, "error": error})
+        self._write()
+
+    def _write(self) -> None:
+        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
+
+
+def read_status(run_dir: Path) -> dict | None:
+    path = run_dir / STATUS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,38 +1,106 @@
-"""`musc-ecd run` on the tiny model: every stage, the report, resume, and evaluation with an adapter."""
+"""`musc-ecd run` on the tiny model: every stage, the report, resume after a kill at each stage, sharing."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from musc_ecd.cli import main
+from musc_ecd.store import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+IFEVAL = REPO.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
 TINY = ["model.policy=tiny", "model.dtype=float32", f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
         "data.limit=6", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8",
         "musc.respond_max_tokens=12", "train.epochs=1", "train.precision=fp32", "eval.limit=4",
         "eval.max_new_tokens=8"]
+METRICS = {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"}
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_run_chains_every_stage_and_resumes(tmp_path, capsys):
-    assert main(["run", QUICKSTART, *TINY, f"run_dir={tmp_path}"]) == 0
-    report = json.loads((tmp_path / "report.json").read_text())
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """One uninterrupted run, shared by the tests that compare with it."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    assert main(["run", QUICKSTART, *TINY, f"run_dir={run_dir}"]) == 0
+    return run_dir
+
+
+def test_run_chains_every_stage_and_reports(finished_run, capsys):
+    run_dir = finished_run
+    report = json.loads((run_dir / "report.json").read_text())
     assert report["pairs"] > 0 and report["train_steps"] >= 1
-    assert set(report["comparison"]) == {"prompt_level_strict_acc", "inst_level_strict_acc",
-                                         "prompt_level_loose_acc", "inst_level_loose_acc"}
-    for name in ("base", "trained"):
-        results = json.loads((tmp_path / "eval" / name / "results.json").read_text())
+    assert list(report["comparisons"]) == ["own"] and set(report["comparisons"]["own"]) == METRICS
+    for side in ("base", "trained"):
+        results = json.loads((run_dir / "eval" / "own" / side / "results.json").read_text())
         assert results["num_prompts"] == 4 and len(results["per_prompt"]) == 4
-    assert list((tmp_path / "eval").glob("merged-*/config.json"))  # the adapter merged once for evaluation
-    assert "95% paired bootstrap CI" in (tmp_path / "report.md").read_text()
+    assert list((run_dir / "eval").glob("merged-*/config.json"))  # the adapter merged once for evaluation
+    markdown = (run_dir / "report.md").read_text()
+    assert "95% paired bootstrap CI" in markdown and "| run | status | method |" in markdown
+    assert f"| {run_dir.name} | done | musc_coarse | self | sigmoid | none | random | tiny | {report['pairs']} |" \
+        in markdown
+    for plot in ("metrics", "curves", "yield"):
+        assert f"![{plot}](plots/{plot}.png)" in markdown
+        assert (run_dir / "plots" / f"{plot}.png").read_bytes().startswith(PNG)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done" and set(status["stages"]) == {
+        "generate", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"}
 
-    capsys.readouterr()
-    assert main(["run", str(tmp_path / "config.yaml")]) == 0  # everything is done: every stage skips
-    log = (tmp_path / "log.txt").read_text()
-    assert log.count("nothing to do") >= 4
+
+def test_a_finished_run_skips_every_stage(finished_run, tmp_path):
+    manifests = sorted(finished_run.glob("**/manifest.json"))
+    before = {path: path.stat().st_mtime_ns for path in manifests}
+    assert main(["run", str(finished_run / "config.yaml")]) == 0
+    assert {path: path.stat().st_mtime_ns for path in manifests} == before
+    assert (finished_run / "log.txt").read_text().count("nothing to do") >= 4
+
+
+STAGES = ["generate", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"]
+# The artifact whose manifest proves that a stage finished; it must not be rewritten by a later session.
+FINISHED = {"generate": "generate/manifest.json", "train": "model/manifest.json",
+            "evaluate-base[own]": "eval/own/base/manifest.json",
+            "evaluate-trained[own]": "eval/own/trained/manifest.json"}
+
+
+def test_run_resumes_after_a_kill_at_each_stage(finished_run, tmp_path, monkeypatch, capsys):
+    """Killed (Ctrl-C) as stage N starts, then rerun: stages before N are skipped, not recomputed; the
+    final report equals the uninterrupted run's."""
+    from musc_ecd import pipeline
+
+    real_announce = pipeline.announce
+    for kill_at in STAGES:
+        def announce(name, number, total, kill_at=kill_at):
+            if name == kill_at:
+                raise KeyboardInterrupt
+            real_announce(name, number, total)
+
+        monkeypatch.setattr(pipeline, "announce", announce)
+        before = {stage: (tmp_path / path).stat().st_mtime_ns for stage, path in FINISHED.items()
+                  if (tmp_path / path).exists()}
+        assert main(["run", QUICKSTART, *TINY, f"run_dir={tmp_path}"]) == 130
+        status = json.loads((tmp_path / "status.json").read_text())
+        assert status["status"] == "interrupted" and status["stage"] == kill_at
+        assert {stage: (tmp_path / FINISHED[stage]).stat().st_mtime_ns for stage in before} == before
+        finished = {stage for stage, path in FINISHED.items() if (tmp_path / path).exists()}
+        assert finished == set(STAGES[: STAGES.index(kill_at)]) - {"report"}  # exactly the stages before N
+    monkeypatch.setattr(pipeline, "announce", real_announce)
+    before = {stage: (tmp_path / path).stat().st_mtime_ns for stage, path in FINISHED.items()}
+    assert main(["run", QUICKSTART, *TINY, f"run_dir={tmp_path}"]) == 0
+    assert {stage: (tmp_path / path).stat().st_mtime_ns for stage, path in FINISHED.items()} == before
+
+    resumed, uninterrupted = (json.loads((d / "report.json").read_text()) for d in (tmp_path, finished_run))
+    assert resumed == uninterrupted
+    assert (tmp_path / "generate" / "pairs.jsonl").read_bytes() == \
+        (finished_run / "generate" / "pairs.jsonl").read_bytes()
+    for side in ("base", "trained"):  # the same answers (the model field names each run's merged directory)
+        resumed_answers, answers = ([(r["id"], r["response"]) for r in read_jsonl(d / "eval" / "own" / side /
+                                                                                 "responses.jsonl")]
+                                    for d in (tmp_path, finished_run))
+        assert resumed_answers == answers
 
 
 def test_a_failing_stage_is_named_and_earlier_work_kept(tmp_path, capsys, monkeypatch):
@@ -46,11 +114,75 @@ def test_a_failing_stage_is_named_and_earlier_work_kept(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "stage 'train' failed: RuntimeError: disk on fire" in err and "Traceback" not in err
     assert (tmp_path / "generate" / "pairs.jsonl").is_file()
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "failed" and status["stage"] == "train" and "disk on fire" in status["error"]
+
+
+def test_a_user_error_keeps_its_exit_code_and_names_the_stage(tmp_path, capsys):
+    # kl weights need a corrupted instruction per pair; these pairs come from a file without them.
+    pairs = REPO / "configs" / "data" / "pairs_sample.jsonl"
+    overrides = [*TINY, "data.limit=1", f"run_dir={tmp_path}", "train.weights=kl", f"train.pairs={pairs}"]
+    assert main(["run", QUICKSTART, *overrides]) == 2
+    assert "stage 'weights' failed: config error: train.weights=kl" in capsys.readouterr().err
+
+
+def test_runs_differing_in_training_share_generation_and_base_evaluation(tmp_path):
+    share = tmp_path / "shared"
+    common = [*TINY, f"share_dir={share}", "eval.sets=[own,ifeval]", f"eval.ifeval_path={IFEVAL}"]
+    assert main(["run", QUICKSTART, *common, f"run_dir={tmp_path / 'a'}"]) == 0
+    generated = sorted(share.glob("generate-*"))
+    evaluated = sorted(share.glob("eval-base-*"))
+    assert len(generated) == 1 and len(evaluated) == 2  # one per evaluation set
+    manifests = {p: p.stat().st_mtime_ns for p in share.glob("*/**/manifest.json")}
+
+    assert main(["run", QUICKSTART, *common, "train.loss=[hinge]", f"run_dir={tmp_path / 'b'}"]) == 0
+    assert sorted(share.glob("generate-*")) == generated and sorted(share.glob("eval-base-*")) == evaluated
+    assert {p: p.stat().st_mtime_ns for p in share.glob("*/**/manifest.json")} == manifests  # nothing redone
+    for run in ("a", "b"):
+        link = tmp_path / run / "generate"
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link)) and link.resolve() == generated[0]
+        assert (tmp_path / run / "eval" / "ifeval" / "base").is_symlink()
+    a, b = (json.loads((tmp_path / run / "report.json").read_text()) for run in ("a", "b"))
+    assert list(a["comparisons"]) == ["own", "ifeval"]
+    for set_name in ("own", "ifeval"):
+        assert {m: c["a"] for m, c in a["comparisons"][set_name].items()} == \
+            {m: c["a"] for m, c in b["comparisons"][set_name].items()}  # the same base results
+
+
+def test_share_keys_follow_what_determines_the_artifact():
+    from musc_ecd.config import load_config
+    from musc_ecd.pipeline import base_eval_key, config_fingerprint, generate_key
+
+    base = load_config(QUICKSTART, TINY)
+
+    def keys(*overrides):
+        cfg = load_config(QUICKSTART, [*TINY, f"eval.ifeval_path={IFEVAL}", *overrides])
+        return generate_key(cfg), base_eval_key(cfg, "own"), base_eval_key(cfg, "ifeval")
+
+    generate, own, ifeval = keys()
+    assert own != ifeval
+    assert keys("train.loss=[hinge]", "train.weights=edit", "run_dir=elsewhere", "generation.batch_size=3") == \
+        (generate, own, ifeval)  # training options, locations and batch sizes share everything
+    assert keys("musc.drop_ratio=0.5")[0] != generate and keys("musc.drop_ratio=0.5")[1:] == (own, ifeval)
+    assert keys("data.limit=7")[0] != generate  # no two runs extend one shared artifact concurrently
+    assert keys("seed=1")[0] != generate and keys("seed=1")[1:] == (own, ifeval)  # greedy answers: seed-free
+    assert keys("seed=1", "eval.temperature=0.7")[1] != keys("eval.temperature=0.7")[1]
+    assert keys("eval.limit=5")[1] != own and keys("model.policy=smollm2-135m-instruct")[1] != own
+    moved = load_config(QUICKSTART, [*TINY, "run_dir=x", "share_dir=y"])
+    assert config_fingerprint(moved) == config_fingerprint(base)
+    assert config_fingerprint(load_config(QUICKSTART, [*TINY, "train.beta=0.2"])) != config_fingerprint(base)
+
+
+def test_eval_sets_are_checked_before_anything_runs(tmp_path, capsys):
+    assert main(["run", QUICKSTART, *TINY, f"run_dir={tmp_path}", "eval.sets=[ifeval]"]) == 2
+    assert "'ifeval' only together with eval.ifeval_path" in capsys.readouterr().err
+    assert main(["run", QUICKSTART, *TINY, f"run_dir={tmp_path}", "eval.sets=[own,mmlu]"]) == 2
+    assert "eval.sets" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("eval_set", ["own", "ifeval"])
 def test_evaluate_base_model(tmp_path, eval_set):
-    extra = [f"eval.ifeval_path={REPO.parent / 'shared/data/ifeval/input_data.jsonl'}"] if eval_set == "ifeval" else []
+    extra = [f"eval.ifeval_path={IFEVAL}"] if eval_set == "ifeval" else []
     assert main(["evaluate", QUICKSTART, *TINY, *extra, f"run_dir={tmp_path}"]) == 0
     results = json.loads((tmp_path / "eval" / "base" / "results.json").read_text())
     assert results["num_prompts"] == 4 and 0 <= results["metrics"]["inst_level_loose_acc"] <= 1

@@ -1,0 +1,322 @@
+"""Reports: one table (Markdown and CSV) plus plots, for one run or for every run under a directory.
+
+``musc-ecd run`` renders ``RUN_DIR/report.md`` with ``render_run_report``; ``musc-ecd report RUNS_DIR``
+renders ``RUNS_DIR/report.md``, ``report.csv`` and ``plots/*.png`` with ``render_report``. Both read the
+same files, through ``collect_run``:
+
+    config.yaml                 method, roles, loss, token weights, curriculum, model
+    report.json                 pairs, training steps, per evaluation set the paired-bootstrap comparison
+    status.json                 done / failed (with the stage and error) / interrupted; stage wall times
+    train/metrics.jsonl         training curves (loss, rewards/margins, rewards/accuracies)
+    generate/summary.json       yield per pipeline stage
+
+A run's row has the columns: run, status, method, roles (``self`` when teacher, responders and judge are
+unset or the policy, else ``teacher:<names>``), loss, weights, curriculum, model, pairs, then per
+evaluation set present (IFEval first) the four metrics, each as ``trained (trained − base [95% CI])``,
+and the training wall time. A value a run lacks is ``–`` in Markdown and empty in the CSV, whose columns
+hold the numbers separately (``SET/METRIC``, ``SET/METRIC/base``, ``.../diff``, ``.../ci_low``,
+``.../ci_high``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musc_ecd.errors import DataError
+from musc_ecd.evaluation import plots
+from musc_ecd.evaluation.compare import format_comparison
+from musc_ecd.evaluation.ifeval import METRICS
+from musc_ecd.store import read_jsonl, write_atomic
+
+MISSING = "–"
+SET_ORDER = ("ifeval", "own")
+SET_LABELS = {"ifeval": "IFEval", "own": "own"}
+SHORT = {"prompt_level_strict_acc": "P-strict", "inst_level_strict_acc": "I-strict",
+         "prompt_level_loose_acc": "P-loose", "inst_level_loose_acc": "I-loose"}
+CURVE_KEYS = tuple(key for key, _ in plots.CURVES)
+SWEEP_STATUS = "sweep_status.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report shows of one run (read from its directory; see the module docstring)."""
+
+    name: str
+    directory: Path
+    status: str  # done | failed | interrupted | running | pending
+    error: str | None = None
+    method: str | None = None
+    roles: str | None = None
+    loss: str | None = None
+    weights: str | None = None
+    curriculum: str | None = None
+    model: str | None = None
+    pairs: int | None = None
+    seeds: int | None = None
+    train_steps: int | None = None
+    train_seconds: float | None = None
+    comparisons: dict[str, dict[str, dict]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    yield_per_stage: dict[str, int] = field(default_factory=dict)
+    generation_source: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading runs
+
+
+def roles(model: dict) -> str:
+    """``self`` when every role is unset or the policy; else ``teacher:`` and the other models."""
+    policy = model.get("policy")
+    others = [model.get("teacher"), *(model.get("responders") or []), model.get("judge")]
+    distinct = list(dict.fromkeys(m for m in others if m is not None and m != policy))
+    return "self" if not distinct else "teacher:" + "+".join(distinct)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _curves(path: Path) -> dict[str, list[tuple[float, float]]]:
+    if not path.is_file():
+        return {}
+    try:
+        rows = read_jsonl(path)
+    except DataError:
+        return {}
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        for key in CURVE_KEYS:
+            if isinstance(row.get(key), int | float) and "step" in row:
+                curves.setdefault(key, []).append((row["step"], float(row[key])))
+    return curves
+
+
+def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
+    """The report's view of one run directory; None when it holds no run (no config.yaml)."""
+    import yaml
+
+    config_path = directory / "config.yaml"
+    if not config_path.is_file():
+        return None
+    cfg = yaml.safe_load(config_path.read_text()) or {}
+    report = _read_json(directory / "report.json") or {}
+    status = _read_json(directory / "status.json") or {}
+    state = status.get("status") or ("done" if report else "pending")
+    if state == "done" and not report:
+        state = "pending"
+    error = status.get("error") if state in ("failed", "interrupted") else None
+    if error and status.get("stage") and f"'{status['stage']}'" not in error:
+        error = f"stage '{status['stage']}': {error}"
+    model, train = cfg.get("model") or {}, cfg.get("train") or {}
+    loss = "+".join(train.get("loss") or []) or None
+    if loss and train.get("loss_weights"):
+        loss += " (" + ", ".join(f"{w:g}" for w in train["loss_weights"]) + ")"
+    generation = _read_json(directory / "generate" / "summary.json") or report.get("generation") or {}
+    train_seconds = (status.get("stages") or {}).get("train", {}).get("seconds")
+    return RunRecord(
+        name=name or directory.name,
+        directory=directory,
+        status=state,
+        error=error,
+        method=cfg.get("method"),
+        roles=roles(model),
+        loss=loss,
+        weights=train.get("weights"),
+        curriculum=train.get("curriculum"),
+        model=model.get("policy"),
+        pairs=report.get("pairs", generation.get("accepted")),
+        seeds=generation.get("items"),
+        train_steps=report.get("train_steps"),
+        train_seconds=train_seconds,
+        comparisons=report.get("comparisons", {}),
+        labels=report.get("labels", {}),
+        curves=_curves(directory / "train" / "metrics.jsonl"),
+        yield_per_stage=generation.get("yield_per_stage") or {},
+        generation_source=str((directory / "generate").resolve()) if (directory / "generate").exists() else None,
+    )
+
+
+def collect_runs(runs_dir: Path) -> list[RunRecord]:
+    """Every run directly under ``runs_dir`` (or ``runs_dir`` itself if it is a run), in name order.
+
+    Directories whose name starts with ``_`` or ``.`` (the sweep's ``_shared``, ``_submitit``) are not
+    runs. A run the sweep recorded as failed before it wrote anything still gets a row.
+    """
+    if not runs_dir.is_dir():
+        raise DataError(f"'{runs_dir}' is not a directory of runs")
+    records = []
+    if (runs_dir / "config.yaml").is_file():
+        records.append(collect_run(runs_dir))
+    for child in sorted(runs_dir.iterdir()):
+        if child.is_dir() and not child.name.startswith(("_", ".")):
+            record = collect_run(child)
+            if record is not None:
+                records.append(record)
+    sweep = _read_json(runs_dir / SWEEP_STATUS) or {}
+    known = {r.name for r in records}
+    for name, entry in (sweep.get("runs") or {}).items():
+        if name not in known and entry.get("status") == "failed":
+            records.append(RunRecord(name=name, directory=runs_dir / name, status="failed", error=entry.get("error")))
+    return records
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+def present_sets(records: list[RunRecord]) -> list[str]:
+    found = {s for r in records for s in r.comparisons}
+    return [s for s in SET_ORDER if s in found] + sorted(found - set(SET_ORDER))
+
+
+def _cell(comparison: dict | None) -> str:
+    if not comparison:
+        return MISSING
+    low, high = comparison["ci95"]
+    return f"{comparison['b']:.3f} ({comparison['diff']:+.3f} [{low:+.3f}, {high:+.3f}])"
+
+
+def _text(value) -> str:
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+DESCRIPTIVE = ("method", "roles", "loss", "weights", "curriculum", "model", "pairs")
+
+
+def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
+    headers = ["run", "status", *DESCRIPTIVE]
+    headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" for s in sets for m in METRICS]
+    headers += ["train s"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in records:
+        cells = [r.name, r.status, *(_text(getattr(r, key)) for key in DESCRIPTIVE)]
+        cells += [_cell(r.comparisons.get(s, {}).get(m)) for s in sets for m in METRICS]
+        cells += [_text(r.train_seconds)]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def csv_columns(sets: list[str]) -> list[str]:
+    columns = ["run", "status", *DESCRIPTIVE, "train_steps", "train_seconds"]
+    for s in sets:
+        for m in METRICS:
+            columns += [f"{s}/{m}", f"{s}/{m}/base", f"{s}/{m}/diff", f"{s}/{m}/ci_low", f"{s}/{m}/ci_high"]
+    return [*columns, "error", "directory"]
+
+
+def csv_table(records: list[RunRecord], sets: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(sets), lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        row = {"run": r.name, "status": r.status, **{key: getattr(r, key) for key in DESCRIPTIVE},
+               "train_steps": r.train_steps, "train_seconds": r.train_seconds, "error": r.error,
+               "directory": str(r.directory)}
+        for s in sets:
+            for m in METRICS:
+                c = r.comparisons.get(s, {}).get(m)
+                if c:
+                    row.update({f"{s}/{m}": c["b"], f"{s}/{m}/base": c["a"], f"{s}/{m}/diff": c["diff"],
+                                f"{s}/{m}/ci_low": c["ci95"][0], f"{s}/{m}/ci_high": c["ci95"][1]})
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def base_table(records: list[RunRecord], sets: list[str]) -> str:
+    """The base model's metrics, once per (model, set): every run's differences are to these."""
+    seen: dict[tuple[str, str], dict] = {}
+    for r in records:
+        for s in sets:
+            if s in r.comparisons:
+                seen.setdefault((r.model or MISSING, s), r.comparisons[s])
+    if not seen:
+        return ""
+    lines = ["| base model | set | " + " | ".join(SHORT[m] for m in METRICS) + " |", "|---|---|" + "---|" * 4]
+    for (model, s), comparison in seen.items():
+        values = " | ".join(f"{comparison[m]['a']:.3f}" if m in comparison else MISSING for m in METRICS)
+        lines.append(f"| {model} | {SET_LABELS.get(s, s)} | {values} |")
+    return "\n".join(lines)
+
+
+LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
+          "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = every model role is the "
+          "policy. `train s` = wall time of the training stage.")
+
+
+def _plots(records: list[RunRecord], sets: list[str], plot_dir: Path) -> list[Path]:
+    made = [plots.metric_intervals(records, sets, plot_dir / "metrics.png"),
+            plots.training_curves(records, plot_dir / "curves.png"),
+            plots.yield_per_stage(records, plot_dir / "yield.png")]
+    return [path for path in made if path is not None]
+
+
+def _images(paths: list[Path], base: Path) -> str:
+    return "\n\n".join(f"![{p.stem}]({p.relative_to(base).as_posix()})" for p in paths)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_report(runs_dir: Path) -> dict[str, Path]:
+    """RUNS_DIR/report.md, report.csv and plots/*.png for every run under ``runs_dir``."""
+    records = collect_runs(runs_dir)
+    if not records:
+        raise DataError(f"'{runs_dir}' holds no run directories (a run directory has a config.yaml)")
+    sets = present_sets(records)
+    images = _plots(records, sets, runs_dir / "plots")
+    counts = {s: sum(1 for r in records if r.status == s) for s in dict.fromkeys(r.status for r in records)}
+    parts = [f"# Report: {runs_dir.name}", f"{len(records)} runs: " + ", ".join(f"{n} {s}" for s, n in
+                                                                                counts.items()) + ".",
+             markdown_table(records, sets), LEGEND]
+    base = base_table(records, sets)
+    if base:
+        parts += ["## Base model", base]
+    failed = [r for r in records if r.status in ("failed", "interrupted")]
+    if failed:
+        parts += ["## Failed runs", "\n".join(f"- `{r.name}`: {r.error or 'no error recorded'}" for r in failed)]
+    if images:
+        parts += ["## Plots", _images(images, runs_dir)]
+    markdown = "\n\n".join(parts) + "\n"
+    write_atomic(runs_dir / "report.md", markdown)
+    write_atomic(runs_dir / "report.csv", csv_table(records, sets))
+    return {"markdown": runs_dir / "report.md", "csv": runs_dir / "report.csv",
+            **{p.stem: p for p in images}}
+
+
+def render_run_report(run_dir: Path) -> str:
+    """RUN_DIR/report.md (and plots/*.png) for one run; returns the Markdown."""
+    record = collect_run(run_dir)
+    if record is None:
+        raise DataError(f"'{run_dir}' is not a run directory (no config.yaml)")
+    record = dataclasses.replace(record, status="done")  # rendered by the last stage: every stage before passed
+    sets = present_sets([record])
+    images = _plots([record], sets, run_dir / "plots")
+    seconds = f" in {record.train_seconds:g} s" if record.train_seconds is not None else ""
+    parts = [f"# {record.name}",
+             f"{_text(record.pairs)} pairs from {_text(record.seeds)} seeds; "
+             f"{_text(record.train_steps)} training steps{seconds}.",
+             markdown_table([record], sets), LEGEND]
+    for s in sets:
+        text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
+                                 record.labels.get("trained", "trained"))
+        parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]
+    if images:
+        parts += ["## Plots", _images(images, run_dir)]
+    markdown = "\n\n".join(parts) + "\n"
+    write_atomic(run_dir / "report.md", markdown)
+    return markdown

@@ -1,0 +1,147 @@
+"""`musc-ecd report`: the table (Markdown, CSV) and plots from hand-written run directories."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from musc_ecd.cli import main
+from musc_ecd.evaluation.report import collect_runs, csv_columns, roles
+
+METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
+
+
+def comparison(base: float, trained: float) -> dict:
+    """The same numbers for all four metrics: base, trained, difference, an interval around it."""
+    diff = round(trained - base, 6)
+    return {m: {"a": base, "b": trained, "diff": diff, "ci95": [round(diff - 0.05, 6), round(diff + 0.05, 6)],
+                "excludes_zero": diff - 0.05 > 0} for m in METRICS}
+
+
+def write_run(directory: Path, *, config: str, report: dict | None, status: dict, metrics: list[dict] = (),
+              summary: dict | None = None) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "config.yaml").write_text(config)
+    if report is not None:
+        (directory / "report.json").write_text(json.dumps(report))
+    (directory / "status.json").write_text(json.dumps(status))
+    if metrics:
+        (directory / "train").mkdir()
+        (directory / "train" / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    if summary is not None:
+        (directory / "generate").mkdir()
+        (directory / "generate" / "summary.json").write_text(json.dumps(summary))
+    return directory
+
+
+SELF = """method: musc_coarse
+model: {policy: tiny, teacher: null, responders: [], judge: null}
+train: {loss: [sigmoid], loss_weights: null, weights: kl, curriculum: random}
+"""
+TEACHER = """method: ecd
+model: {policy: tiny, teacher: big-model, responders: [], judge: tiny}
+train: {loss: [hinge, sft], loss_weights: [1.0, 0.5], weights: none, curriculum: easy_to_hard}
+"""
+CURVE = [{"step": s, "loss": 0.7 - 0.1 * s, "rewards/margins": 0.2 * s, "rewards/accuracies": 0.25 * s}
+         for s in (1, 2, 3)]
+YIELD = {"items": 10, "accepted": 6, "yield_per_stage": {"seeds": 10, "decomposed": 9, "recombined": 6}}
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    write_run(tmp_path / "a-self", config=SELF, summary=YIELD, metrics=CURVE,
+              report={"pairs": 6, "train_steps": 3, "comparisons": {"own": comparison(0.25, 0.375),
+                                                                    "ifeval": comparison(0.5, 0.4)}},
+              status={"status": "done", "stages": {"train": {"state": "done", "seconds": 12.5}}})
+    write_run(tmp_path / "b-teacher", config=TEACHER, summary={**YIELD, "yield_per_stage": {"seeds": 10, "evolved": 4}},
+              report={"pairs": 4, "train_steps": 2, "comparisons": {"own": comparison(0.25, 0.2)}},
+              status={"status": "done", "stages": {}})
+    write_run(tmp_path / "c-broken", config=SELF, report=None,
+              status={"status": "failed", "stage": "train", "error": "RuntimeError: disk on fire"})
+    (tmp_path / "_shared").mkdir()  # not a run
+    (tmp_path / "_shared" / "config.yaml").write_text(SELF)
+    return tmp_path
+
+
+def test_roles_say_self_only_when_every_role_is_the_policy():
+    assert roles({"policy": "p", "teacher": None, "responders": [], "judge": None}) == "self"
+    assert roles({"policy": "p", "teacher": "p", "responders": ["p"], "judge": "p"}) == "self"
+    assert roles({"policy": "p", "teacher": "t", "judge": "p"}) == "teacher:t"
+    assert roles({"policy": "p", "teacher": None, "responders": ["big", "p", "small"], "judge": "big"}) == \
+        "teacher:big+small"
+
+
+def test_report_table_values(runs_dir, capsys):
+    assert main(["report", str(runs_dir)]) == 0
+    markdown = (runs_dir / "report.md").read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.splitlines()
+            if line.startswith("| ") and not line.startswith("| run ")}
+    assert set(rows) >= {"a-self", "b-teacher", "c-broken"} and "_shared" not in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| run |"))
+    assert header.split(" | ")[:9] == ["| run", "status", "method", "roles", "loss", "weights", "curriculum",
+                                       "model", "pairs"]
+    assert "IFEval P-strict" in header and "own I-loose" in header and header.index("IFEval") < header.index("own")
+    cells = [c.strip() for c in rows["a-self"].strip("| ").split(" | ")]
+    assert cells[:9] == ["a-self", "done", "musc_coarse", "self", "sigmoid", "kl", "random", "tiny", "6"]
+    assert cells[9] == "0.400 (-0.100 [-0.150, -0.050])"  # IFEval first
+    assert cells[13] == "0.375 (+0.125 [+0.075, +0.175])" and cells[-1] == "12.5"
+    cells = [c.strip() for c in rows["b-teacher"].strip("| ").split(" | ")]
+    assert cells[3:7] == ["teacher:big-model", "hinge+sft (1, 0.5)", "none", "easy_to_hard"]
+    assert cells[9:13] == ["–"] * 4 and cells[13].startswith("0.200 (-0.050") and cells[-1] == "–"
+    cells = [c.strip() for c in rows["c-broken"].strip("| ").split(" | ")]
+    assert cells[1] == "failed" and cells[9:] == ["–"] * 9
+    assert "`c-broken`: stage 'train': RuntimeError: disk on fire" in markdown
+    assert "| tiny | own | 0.250 | 0.250 | 0.250 | 0.250 |" in markdown  # the base model, once per set
+    assert "3 runs: 2 done, 1 failed." in markdown
+
+
+def test_report_csv_columns_and_numbers(runs_dir):
+    assert main(["report", str(runs_dir)]) == 0
+    with open(runs_dir / "report.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == csv_columns(["ifeval", "own"])
+        rows = {row["run"]: row for row in reader}
+    assert {"ifeval/inst_level_loose_acc/ci_high", "own/prompt_level_strict_acc/base"} <= set(rows["a-self"])
+    a = rows["a-self"]
+    assert float(a["own/prompt_level_strict_acc"]) == 0.375 and float(a["own/prompt_level_strict_acc/base"]) == 0.25
+    assert float(a["ifeval/inst_level_loose_acc/diff"]) == pytest.approx(-0.1)
+    assert float(a["ifeval/inst_level_loose_acc/ci_low"]) == pytest.approx(-0.15)
+    assert a["train_seconds"] == "12.5" and a["roles"] == "self" and a["pairs"] == "6"
+    assert rows["b-teacher"]["ifeval/prompt_level_strict_acc"] == ""  # missing: empty in the CSV
+    assert rows["c-broken"]["status"] == "failed" and "disk on fire" in rows["c-broken"]["error"]
+
+
+def test_report_plots_are_valid_pngs(runs_dir):
+    assert main(["report", str(runs_dir)]) == 0
+    markdown = (runs_dir / "report.md").read_text()
+    for name in ("metrics", "curves", "yield"):
+        path = runs_dir / "plots" / f"{name}.png"
+        assert f"![{name}](plots/{name}.png)" in markdown
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 150
+            image.verify()
+
+
+def test_report_reads_curves_and_yield(runs_dir):
+    records = {r.name: r for r in collect_runs(runs_dir)}
+    assert records["a-self"].curves["rewards/margins"] == [(1, 0.2), (2, 0.4), (3, pytest.approx(0.6))]
+    assert records["b-teacher"].yield_per_stage == {"seeds": 10, "evolved": 4}
+    assert records["c-broken"].curves == {} and records["c-broken"].comparisons == {}
+
+
+def test_a_sweep_failure_without_a_run_directory_gets_a_row(runs_dir):
+    (runs_dir / "sweep_status.json").write_text(json.dumps({"runs": {
+        "d-never-started": {"status": "failed", "error": "exit code 2"}, "a-self": {"status": "done"}}}))
+    records = {r.name: r for r in collect_runs(runs_dir)}
+    assert records["d-never-started"].status == "failed" and records["d-never-started"].error == "exit code 2"
+
+
+def test_report_errors_are_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "is not a directory of runs" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no run directories" in capsys.readouterr().err
