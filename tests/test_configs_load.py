@@ -8,8 +8,19 @@ from musc_ecd.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = REPO / "configs" / "accelerate"
-YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml")
-               if ACCELERATE not in p.parents)
+ALL_YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml")
+                   if ACCELERATE not in p.parents)
+
+
+def _is_sweep(path: Path) -> bool:
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    return isinstance(spec, dict) and "base" in spec
+
+
+SWEEPS = [p for p in ALL_YAMLS if _is_sweep(p)]  # `musc-ecd sweep` files: a base config plus axes
+YAMLS = [p for p in ALL_YAMLS if p not in SWEEPS]
 
 
 def test_there_are_configs():
@@ -30,3 +41,12 @@ def test_accelerate_config_is_valid_for_accelerate(path):
     assert path.read_text().startswith("# accelerate launch")
     config = ClusterConfig.from_yaml_file(str(path))
     assert config.mixed_precision == "bf16" and config.num_processes >= 2
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(REPO)))
+def test_sweep_loads(path):
+    """Every run of a shipped sweep resolves against the schema (nothing runs)."""
+    from musc_ecd.sweep import load_sweep
+
+    assert path.read_text().splitlines()[0].startswith("# musc-ecd sweep"), "a sweep starts with its command"
+    assert load_sweep(path).runs
