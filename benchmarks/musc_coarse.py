@@ -44,6 +44,7 @@ def run(backend: str, seeds: int, model: str) -> dict:
     from musc_ecd.items import Item, load_items
     from musc_ecd.methods import musc_coarse
     from musc_ecd.models import create_generator
+    from musc_ecd.models.roles import ModelRoles
 
     cfg = load_config(REPO / "configs" / "musc_coarse.yaml",
                       [f"generation.backend={backend}", f"model.policy={model}", f"data.limit={seeds}",
@@ -54,7 +55,7 @@ def run(backend: str, seeds: int, model: str) -> dict:
     generator = TimedGenerator(create_generator(cfg.model.policy, cfg))
     generator.inner.show_progress = False
     engine_start = time.perf_counter() - started
-    builder = musc_coarse.build(generator, cfg)
+    builder = musc_coarse.build(ModelRoles.of(generator), cfg)
     started = time.perf_counter()
     pairs, rejects = [], []
     for start in range(0, len(items), cfg.store.commit_every):  # chunks as the generate stage makes them

@@ -180,6 +180,74 @@ class MuscFineConfig:
                "a number in [0, 1]")
 
 
+EVOLUTION_CATEGORIES = ("content", "style", "format", "reasoning", "breadth")
+
+
+@dataclass
+class EcdConfig:
+    """ECD, evolutionary contrastive distillation (METHODS.md §2). Evolver and responder are roles:
+    ``teacher`` (= ``model.teacher``, the policy when unset) or ``policy``; self-based = both the policy."""
+
+    rounds: int = 3
+    """K evolution rounds per seed; round k's pair is (I^k, R^k ≻ R^{k-1})."""
+    categories: list[str] = field(default_factory=lambda: list(EVOLUTION_CATEGORIES))
+    """Top-level evolution categories to sample from (uniformly), then an operation within (uniformly)."""
+    compose: Literal["rewrite", "append"] = "rewrite"
+    """``rewrite``: the evolver's rewritten instruction is I^k (Evol-Instruct, the paper). ``append``: I^k =
+    I^{k-1} followed by the evolver's new requirement(s), for evolvers too weak to rewrite without
+    losing requirements (SmolLM2-135M; see the ECD configs)."""
+    evolver: Literal["teacher", "policy"] = "teacher"
+    responder: Literal["teacher", "policy"] = "teacher"
+    response_field: str | None = "response"
+    """Seed column holding R^0, a known-good answer to I^0; absent or empty = the responder writes it."""
+    older_negatives: bool = False
+    """Also pair R^k with answers R^j, j < k-1, as easier negatives (difficulty 1/(k-j))."""
+    judge_filter: bool = True
+    """Drop a round's pair when the judge (``model.judge``) finds that R^{k-1} already meets every new
+    requirement of I^k."""
+    max_growth_words: int = 60
+    """An evolution adding more words than this is a runaway and ends the chain."""
+    min_overlap: float = 0.5
+    """Share of I^{k-1}'s content words I^k must keep; less = drifted from the task, ends the chain."""
+    evolve_temperature: float = 0.7
+    evolve_max_tokens: int = 192
+    respond_temperature: float = 0.7
+    respond_max_tokens: int = 384
+    judge_max_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1, "ecd.rounds", self.rounds, "an integer >= 1")
+        unknown = [c for c in self.categories if c not in EVOLUTION_CATEGORIES]
+        _check(bool(self.categories) and not unknown, "ecd.categories", self.categories,
+               f"a non-empty list of {', '.join(EVOLUTION_CATEGORIES)}")
+        _check(0 <= self.min_overlap <= 1, "ecd.min_overlap", self.min_overlap, "a number in [0, 1]")
+        _check(self.max_growth_words >= 1, "ecd.max_growth_words", self.max_growth_words, "an integer >= 1")
+
+
+@dataclass
+class ApcConfig:
+    """APC, automatic pair construction from responders of different strength (METHODS.md §3).
+
+    Responders are ``model.responders`` (strongest first). Per-responder decoding lets one model play
+    several strengths (e.g. greedy with a large budget vs. sampled hot with a small one); say so when
+    you report it."""
+
+    temperatures: list[float] = field(default_factory=list)
+    """One per responder; empty = ``generation.temperature`` for all."""
+    max_new_tokens: list[int] = field(default_factory=list)
+    """One per responder; empty = ``generation.max_new_tokens`` for all."""
+    strengths: list[float] = field(default_factory=list)
+    """One per responder, decreasing (e.g. measured IFEval scores); empty = ranks. A pair's difficulty is
+    1 - gap/span: the largest strength gap is the easiest pair (0), adjacent responders the hardest."""
+
+    def __post_init__(self) -> None:
+        _check(all(t >= 0 for t in self.temperatures), "apc.temperatures", self.temperatures, "numbers >= 0")
+        _check(all(m >= 1 for m in self.max_new_tokens), "apc.max_new_tokens", self.max_new_tokens,
+               "integers >= 1")
+        decreasing = all(a > b for a, b in zip(self.strengths, self.strengths[1:], strict=False))
+        _check(decreasing, "apc.strengths", self.strengths, "strictly decreasing numbers (strongest responder first)")
+
+
 @dataclass
 class EvalConfig:
     """``musc-ecd evaluate``: answer an IFEval-format set with a model and score it."""
@@ -297,13 +365,15 @@ class Config:
     seed: int = 0
     """Run seed; per-item seeds are derived from it, the item id and the stage."""
     method: str = "musc_coarse"
-    """Pair builder for ``generate``: musc_coarse, musc_fine, musc (both, in one artifact)."""
+    """Pair builder for ``generate``: musc_coarse, musc_fine, musc (both, in one artifact), ecd, apc."""
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     data: DataConfig = field(default_factory=DataConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     musc: MuscCoarseConfig = field(default_factory=MuscCoarseConfig)
     musc_fine: MuscFineConfig = field(default_factory=MuscFineConfig)
+    ecd: EcdConfig = field(default_factory=EcdConfig)
+    apc: ApcConfig = field(default_factory=ApcConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 

@@ -33,11 +33,15 @@ class Reject:
     reason: str
     detail: str = ""
     line: int | None = None
+    item_id: str | None = None
+    """Set when an item can have several records (e.g. one per ECD round): the item they belong to."""
 
     def to_json(self) -> dict:
         record = {"id": self.id, "stage": self.stage, "reason": self.reason, "detail": self.detail}
         if self.line is not None:
             record["line"] = self.line
+        if self.item_id is not None:
+            record["item_id"] = self.item_id
         return record
 
 

@@ -21,6 +21,7 @@ from musc_ecd.constraints.judge import parse_verdict
 from musc_ecd.constraints.recombine import parse_recombined
 from musc_ecd.items import load_items
 from musc_ecd.methods import musc_coarse
+from musc_ecd.models.roles import ModelRoles
 from musc_ecd.models.scripted import ScriptedGenerator
 
 PROBABILITIES = {"drop": 0.5, "substitute": 0.25, "negate": 0.25}
@@ -190,7 +191,7 @@ def _items(tmp_path, instructions):
 
 def _run(tmp_path, instructions, overrides=None, *config):
     cfg = load_config(None, ["seed=3", *config])
-    builder = musc_coarse.build(scripted_policy(overrides), cfg)
+    builder = musc_coarse.build(ModelRoles.of(scripted_policy(overrides)), cfg)
     pairs, rejects = builder(_items(tmp_path, instructions))
     return builder, pairs, rejects
 
@@ -242,7 +243,8 @@ def test_every_reject_reason_is_reachable(tmp_path, reason, overrides, answer, c
     if answer is not None:  # answers to the recombined instructions (requests without a template)
         follow_templates = policy.respond
         policy.respond = lambda r, i, p: follow_templates(r, i, p) if _task(r) else answer
-    pairs, rejects = musc_coarse.build(policy, load_config(None, ["seed=3", *config]))(_items(tmp_path, [instruction]))
+    builder = musc_coarse.build(ModelRoles.of(policy), load_config(None, ["seed=3", *config]))
+    pairs, rejects = builder(_items(tmp_path, [instruction]))
     assert not pairs
     assert [r["reason"] for r in rejects] == [reason]
     assert rejects[0]["id"] == "s0" and rejects[0]["line"] == 1

@@ -13,6 +13,7 @@ from musc_ecd.config import load_config
 from musc_ecd.constraints.correct import parse_revision
 from musc_ecd.items import load_items
 from musc_ecd.methods import musc_fine
+from musc_ecd.models.roles import ModelRoles
 from musc_ecd.models.scripted import ScriptedGenerator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def policy(judge=None, correction=None):
 def _build(tmp_path, generator, *overrides):
     seeds = write_jsonl(tmp_path / "seeds.jsonl", [{"id": "s0", "instruction": "Write about rain in three lines."}])
     items = load_items(seeds, prompt_field="instruction", id_field="id")
-    builder = musc_fine.build(generator, load_config(None, ["method=musc_fine", *overrides]))
+    builder = musc_fine.build(ModelRoles.of(generator), load_config(None, ["method=musc_fine", *overrides]))
     return builder, *builder(items)
 
 

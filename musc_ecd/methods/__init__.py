@@ -1,5 +1,6 @@
-"""Pair builders by name. Each module exposes ``build(generator, cfg) -> process(items)`` and
-``summarize(pairs, rejects) -> dict``; it is imported only when chosen."""
+"""Pair builders by name. Each module exposes ``build(models: ModelRoles, cfg) -> process(items)`` and
+``summarize(pairs, rejects) -> dict`` (and may expose ``check(cfg)``, run before any model loads, and
+``write_extras(stage_dir)``, run after the pairs artifact is final); it is imported only when chosen."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ METHODS = {
     "musc_coarse": "musc_ecd.methods.musc_coarse",
     "musc_fine": "musc_ecd.methods.musc_fine",
     "musc": "musc_ecd.methods.musc",
+    "ecd": "musc_ecd.methods.ecd",
+    "apc": "musc_ecd.methods.apc",
 }
 
 

@@ -1,6 +1,8 @@
-"""What the MuSC pair builders share: the policy, the run config, a chunk's rejects, and step 1."""
+"""What the pair builders share: per-item seeds; for MuSC, the policy, the run config, a chunk's rejects and step 1."""
 
 from __future__ import annotations
+
+import hashlib
 
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
@@ -38,3 +40,8 @@ class ConstraintPairBuilder:
 
     def _reject(self, w, stage: str, reason: str, detail: str = "") -> None:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line))
+
+
+def item_seed(seed: int, item_id: str, stage: str) -> int:
+    """A per-item random seed from (run seed, item id, stage): independent of chunking and resume."""
+    return int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|{stage}".encode()).digest()[:8], "little")

@@ -10,27 +10,27 @@ keeps the provenance of the builder that made it (``meta.method``). Token weight
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 
 from musc_ecd.config import Config
 from musc_ecd.items import Item
 from musc_ecd.methods import musc_coarse, musc_fine
+from musc_ecd.methods.base import item_seed
 from musc_ecd.models.generator import Generator
+from musc_ecd.models.roles import ModelRoles
 
 METHOD = "musc"
 
 
 def goes_to_fine(seed: int, item_id: str, share: float) -> bool:
-    draw = int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|musc-split".encode()).digest()[:8], "little")
-    return draw / 2**64 < share
+    return item_seed(seed, item_id, "musc-split") / 2**64 < share
 
 
 class Musc:
     def __init__(self, generator: Generator, cfg: Config):
         self.cfg = cfg
-        self.coarse = musc_coarse.build(generator, cfg)
-        self.fine = musc_fine.build(generator, cfg)
+        self.coarse = musc_coarse.MuscCoarse(generator, cfg)
+        self.fine = musc_fine.MuscFine(generator, cfg)
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
         share = self.cfg.musc_fine.share
@@ -43,8 +43,9 @@ class Musc:
         return pairs, rejects
 
 
-def build(generator: Generator, cfg: Config) -> Musc:
-    return Musc(generator, cfg)
+def build(models: ModelRoles, cfg: Config) -> Musc:
+    """Every call is the policy's: MuSC uses no other model."""
+    return Musc(models["policy"], cfg)
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:

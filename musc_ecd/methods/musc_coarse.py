@@ -28,7 +28,6 @@ Departures, on purpose:
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import judge_request, parse_verdict
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder
+from musc_ecd.methods.base import ConstraintPairBuilder, item_seed
 from musc_ecd.models.generator import Generator, SamplingParams
+from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
 
 METHOD = "musc_coarse"
@@ -92,7 +92,7 @@ class MuscCoarse(ConstraintPairBuilder):
         probabilities = {"drop": self.opts.p_drop, "substitute": self.opts.p_substitute,
                          "negate": self.opts.p_negate}
         for w in work:
-            rng = random.Random(_item_seed(self.cfg.seed, w.item.id, "corrupt"))
+            rng = random.Random(item_seed(self.cfg.seed, w.item.id, "corrupt"))
             w.corruptions = plan_corruption(w.decomposition.constraints, rng, self.opts.drop_ratio, probabilities,
                                             self.opts.keep_first)
         to_write = [(w, i) for w in work for i, c in enumerate(w.corruptions) if c.operator != "drop"]
@@ -203,11 +203,6 @@ class MuscCoarse(ConstraintPairBuilder):
         return [samples[0].text for samples in self.generator.generate(requests, self._params(stage))]
 
 
-def _item_seed(seed: int, item_id: str, stage: str) -> int:
-    """A per-item random seed from (run seed, item id, stage): independent of chunking and resume."""
-    return int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|{stage}".encode()).digest()[:8], "little")
-
-
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     """Counts per stage and reason, operator use, fallback rates, mean constraints per instruction."""
     items = len(pairs) + len(rejects)
@@ -229,5 +224,6 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     }
 
 
-def build(generator: Generator, cfg: Config) -> MuscCoarse:
-    return MuscCoarse(generator, cfg)
+def build(models: ModelRoles, cfg: Config) -> MuscCoarse:
+    """Every call is the policy's: MuSC uses no other model."""
+    return MuscCoarse(models["policy"], cfg)

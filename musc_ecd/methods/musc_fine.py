@@ -31,6 +31,7 @@ from musc_ecd.constraints.judge import judge_request, parse_verdict
 from musc_ecd.items import Item
 from musc_ecd.methods.base import ConstraintPairBuilder
 from musc_ecd.models.generator import Generator, SamplingParams
+from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
 
 METHOD = "musc_fine"
@@ -167,8 +168,9 @@ class MuscFine(ConstraintPairBuilder):
                               max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
 
 
-def build(generator: Generator, cfg: Config) -> MuscFine:
-    return MuscFine(generator, cfg)
+def build(models: ModelRoles, cfg: Config) -> MuscFine:
+    """Every call is the policy's: MuSC uses no other model."""
+    return MuscFine(models["policy"], cfg)
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:

@@ -18,11 +18,14 @@ class DataCollatorForWeightedPreference(DataCollatorForPreference):
     first, right-padded, truncated exactly like the ids — holding each completion token's weight and 0 on
     prompt and padding positions. Examples without ``chosen_weights``/``rejected_weights`` (or with None)
     weigh every completion token 1. When no example of the batch carries weights, the key is left out and
-    the loss is TRL's unchanged.
+    the loss is TRL's unchanged. When every example has a ``difficulty``, the batch carries it too.
     """
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         output = super().torch_call(examples)
+        if all(example.get("difficulty") is not None for example in examples):
+            # Not used by the loss: the trainer logs it, so a curriculum's order is visible in the metrics.
+            output["difficulty"] = torch.tensor([float(e["difficulty"]) for e in examples])
         if not any(example.get("chosen_weights") is not None or example.get("rejected_weights") is not None
                    for example in examples):
             return output

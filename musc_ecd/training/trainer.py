@@ -185,7 +185,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        for column in WEIGHT_COLUMNS:
+        for column in (*WEIGHT_COLUMNS, "difficulty"):
             if column not in self._signature_columns:
                 self._signature_columns.append(column)
 
@@ -212,6 +212,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
     def _compute_loss(self, model, inputs, return_outputs):
         self._hook_fused_heads()
         weights = inputs.pop("completion_weights", None)
+        difficulty = inputs.pop("difficulty", None)
         self._token_weights.current = weights
         try:
             result = super()._compute_loss(model, inputs, return_outputs)
@@ -225,11 +226,16 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                 "Lower the learning rate or check the token weights."
             )
         self._log_weight_means(weights, inputs["completion_mask"])
+        if difficulty is not None:  # the curriculum's progress: mean difficulty of the pairs of this step
+            mode = "train" if self.model.training else "eval"
+            gathered = self.accelerator.gather_for_metrics(difficulty.to(loss.device))
+            self._metrics[mode]["curriculum/difficulty"].append(gathered.float().mean().item())
         return result
 
     def compute_ref_log_probs(self, model, inputs):
         self._hook_fused_heads()
         weights = inputs.pop("completion_weights", None)
+        inputs.pop("difficulty", None)
         self._token_weights.current = weights
         try:
             return super().compute_ref_log_probs(model, inputs)

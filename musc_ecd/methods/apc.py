@@ -1,0 +1,162 @@
+"""APC, automatic pair construction: answers from responders of different strength become preference
+pairs, graded by how close the two responders are.
+
+Steps (METHODS.md §3):
+  1. ``respond``  every responder (``model.responders``, strongest first; per-responder decoding from
+                  ``apc.temperatures`` / ``apc.max_new_tokens``) answers every prompt of the chunk, one
+                  batched call per responder
+  2. ``pairs``    every (stronger i, weaker j) answer pair → chosen = i, rejected = j, difficulty
+                  = 1 - (s_i - s_j) / (s_first - s_last) with strengths s (``apc.strengths``, default
+                  ranks): the largest gap is the easiest pair (0.0), adjacent responders the hardest.
+                  A pair whose answers are empty or identical is rejected (counted, with its reason).
+  3. ``sft``      the strongest responder's answer is the SFT target: in every pair's
+                  ``meta.sft_target`` and, after the stage, in ``sft.jsonl`` (TRL's conversational
+                  ``messages`` format) beside ``pairs.jsonl``.
+
+With R responders there are R-1 difficulty levels (one per rank gap), which ``train.curriculum=staged``
+trains on in order, easiest first; losses DPO (``sigmoid``), SLiC (``[hinge, sft]``), SFT (``sft``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from musc_ecd.config import Config
+from musc_ecd.errors import ConfigError
+from musc_ecd.items import Item, Reject
+from musc_ecd.models.generator import SamplingParams
+from musc_ecd.models.roles import ModelRoles
+from musc_ecd.store import read_jsonl, write_jsonl_atomic
+
+METHOD = "apc"
+
+
+def check(cfg: Config) -> None:
+    """Cross-section checks, before any model loads."""
+    count = len(cfg.model.responders)
+    if count < 2:
+        raise ConfigError(f"config error: method=apc needs model.responders to list at least two models, strongest "
+                          f"first (got {count}); a model may appear twice with different apc.temperatures")
+    for key in ("temperatures", "max_new_tokens", "strengths"):
+        values = getattr(cfg.apc, key)
+        if values and len(values) != count:
+            raise ConfigError(f"config error: apc.{key} has {len(values)} value(s) but model.responders has "
+                              f"{count}; give one per responder or none")
+
+
+def strengths(cfg: Config) -> list[float]:
+    count = len(cfg.model.responders)
+    return list(cfg.apc.strengths) or [float(count - 1 - rank) for rank in range(count)]
+
+
+def difficulty(strength_values: list[float], stronger: int, weaker: int) -> float:
+    span = strength_values[0] - strength_values[-1]
+    return round(1.0 - (strength_values[stronger] - strength_values[weaker]) / span, 4)
+
+
+class Apc:
+    def __init__(self, models: ModelRoles, cfg: Config):
+        check(cfg)
+        self.models = models
+        self.cfg = cfg
+        self.strengths = strengths(cfg)
+
+    def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
+        answers = self.respond(items)  # [responder][item] → (text, finish reason)
+        pairs, rejects = [], []
+        for index, item in enumerate(items):
+            texts = [answers[r][index] for r in range(len(answers))]
+            for i in range(len(texts)):
+                for j in range(i + 1, len(texts)):
+                    reason = _pair_problem(texts[i][0], texts[j][0])
+                    pair_id = f"{item.id}#{i}>{j}"
+                    if reason:
+                        rejects.append(Reject(pair_id, "pairs", reason, f"responders {i} and {j}", item.line,
+                                              item.id).to_json())
+                    else:
+                        pairs.append(self._pair(item, pair_id, texts, i, j))
+        return pairs, rejects
+
+    def respond(self, items: list[Item]) -> list[list[tuple[str, str]]]:
+        requests = [[{"role": "user", "content": item.prompt}] for item in items]
+        out = []
+        for rank in range(len(self.models.responder_specs)):
+            samples = self.models.responder(rank).generate(requests, self._params(rank))
+            out.append([(s[0].text.strip(), s[0].finish_reason) for s in samples])
+        return out
+
+    def _pair(self, item: Item, pair_id: str, texts: list[tuple[str, str]], i: int, j: int) -> dict:
+        specs = self.models.responder_specs
+        return {
+            "id": pair_id,
+            "item_id": item.id,
+            "prompt": [{"role": "user", "content": item.prompt}],
+            "chosen": [{"role": "assistant", "content": texts[i][0]}],
+            "rejected": [{"role": "assistant", "content": texts[j][0]}],
+            "difficulty": difficulty(self.strengths, i, j),
+            "meta": {
+                "method": METHOD,
+                "seed_id": item.id,
+                "source_instruction": item.prompt,
+                "source_line": item.line,
+                "chosen_rank": i,
+                "rejected_rank": j,
+                "strengths": {"chosen": self.strengths[i], "rejected": self.strengths[j]},
+                "models": {"policy": self.models.spec("policy"), "chosen": specs[i], "rejected": specs[j]},
+                "finish_reasons": {"chosen": texts[i][1], "rejected": texts[j][1]},
+                "sft_target": texts[0][0],
+                "sft_model": specs[0],
+                "sampling": {"chosen": self._params(i).to_json(), "rejected": self._params(j).to_json()},
+                "seed": self.cfg.seed,
+            },
+        }
+
+    def _params(self, rank: int) -> SamplingParams:
+        apc, gen = self.cfg.apc, self.cfg.generation
+        return SamplingParams(n=1, temperature=apc.temperatures[rank] if apc.temperatures else gen.temperature,
+                              top_p=gen.top_p,
+                              max_new_tokens=apc.max_new_tokens[rank] if apc.max_new_tokens else gen.max_new_tokens,
+                              stop=tuple(gen.stop), seed=self.cfg.seed)
+
+
+def _pair_problem(chosen: str, rejected: str) -> str:
+    if not chosen:
+        return "empty_chosen"
+    if not rejected:
+        return "empty_rejected"
+    if chosen == rejected:
+        return "identical_responses"
+    return ""
+
+
+def build(models: ModelRoles, cfg: Config) -> Apc:
+    return Apc(models, cfg)
+
+
+def write_extras(stage_dir: Path) -> Path:
+    """``sft.jsonl``: one conversation per seed with the strongest responder's answer (from the pairs)."""
+    target = stage_dir / "sft.jsonl"
+    seen: dict[str, dict] = {}
+    for pair in read_jsonl(stage_dir / "pairs.jsonl"):
+        meta = pair["meta"]
+        seen.setdefault(meta["seed_id"], {"id": meta["seed_id"], "messages": [
+            *pair["prompt"], {"role": "assistant", "content": meta["sft_target"]}], "model": meta["sft_model"]})
+    write_jsonl_atomic(target, list(seen.values()))
+    return target
+
+
+def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+    seeds = {p["meta"]["seed_id"] for p in pairs} | {r.get("item_id", r["id"]) for r in rejects}
+    levels = Counter(p["difficulty"] for p in pairs)
+    return {
+        "method": METHOD,
+        "yield_per_stage": {"seeds": len(seeds), "seeds_with_pairs": len({p["meta"]["seed_id"] for p in pairs}),
+                            "pairs": len(pairs)},
+        "pairs_per_difficulty": {str(level): levels[level] for level in sorted(levels)},
+        "pairs_per_rank_gap": dict(sorted(Counter(str(p["meta"]["rejected_rank"] - p["meta"]["chosen_rank"])
+                                                  for p in pairs).items())),
+        "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
+        "truncated_responses": sum(1 for p in pairs for f in p["meta"]["finish_reasons"].values() if f == "length"),
+    }
+

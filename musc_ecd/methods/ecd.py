@@ -1,0 +1,282 @@
+"""ECD, evolutionary contrastive distillation: harder instructions round by round, the previous round's
+good answer as the hard negative.
+
+Roles: the *evolver* rewrites instructions and the *responder* answers them; each is ``ecd.evolver`` /
+``ecd.responder`` = ``teacher`` (``model.teacher``; the policy when unset) or ``policy``. Teacher-based
+= a stronger model in both; self-based = ``model.teacher=null`` (or ``ecd.evolver=policy
+ecd.responder=policy``). The judge filter uses ``model.judge`` (the policy when unset).
+
+Steps (METHODS.md §2), each one batched ``generate`` call per chunk and round:
+  0. ``respond``  R^0 for every seed (or the seed's own answer, column ``ecd.response_field``)
+  for k = 1..K (``ecd.rounds``, default 3), over the chains still alive:
+  1. ``evolve``   sample an operation (category, then operation; seeded per item and round, no repeats
+                  while others are left); the evolver rewrites I^{k-1} into I^k adding one or two
+                  requirements (``ecd.compose=append``: I^k = I^{k-1} + the new requirements).
+                  Unparsable, unchanged, leaked template words, runaway growth (> ``ecd.max_growth_words``),
+                  drift (< ``ecd.min_overlap`` of I^{k-1}'s content words kept), a rewrite that lacks its
+                  own new requirement, or a requirement already present end the chain; its earlier
+                  rounds' pairs stay.
+  2. ``respond``  the responder answers I^k → R^k (an empty answer ends the chain).
+  3. ``judge``    for every new requirement of I^k: does R^{k-1} already meet it? If the judge says Yes
+                  to all, the hard pair of round k is dropped (R^{k-1} is no negative); the chain goes on.
+  4. ``pairs``    (I^k, R^k ≻ R^{k-1}) with difficulty 1.0; with ``ecd.older_negatives`` also
+                  (I^k, R^k ≻ R^j), j < k-1, difficulty 1/(k-j): answers further back are easier negatives.
+                  A pair whose two answers are identical is rejected.
+
+Every pair carries the whole chain up to its round (instructions, operations, new requirements,
+answers), the models per role, the sampling per step and ``meta.negative_instruction`` = I^j, the
+instruction the rejected answer was written for (so ``train.weights=kl`` can weight ECD pairs too).
+
+Departures, on purpose: an unparsable judge verdict counts as "not met" (keeps the pair), as in the
+MuSC self-judge filter; the judge checks only the hard negative (older ones miss more requirements).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from musc_ecd.config import Config
+from musc_ecd.constraints.evolve import (
+    Evolution,
+    Operation,
+    all_operations,
+    check_evolution,
+    evolve_request,
+    parse_evolution,
+    sample_operation,
+)
+from musc_ecd.constraints.judge import judge_request, parse_verdict
+from musc_ecd.items import Item, Reject
+from musc_ecd.methods.base import item_seed
+from musc_ecd.models.generator import SamplingParams
+from musc_ecd.models.roles import ModelRoles
+from musc_ecd.prompts import load_template
+
+METHOD = "ecd"
+
+
+@dataclass
+class Round:
+    instruction: str
+    response: str = ""
+    finish_reason: str = ""
+    operation: Operation | None = None
+    new_requirements: tuple[str, ...] = ()
+    evolve_raw: str = ""
+    judge_verdicts: list[bool | None] = field(default_factory=list)
+    judge_raw: list[str] = field(default_factory=list)
+    negative_already_satisfies: bool = False
+
+    def to_json(self, index: int) -> dict:
+        return {"round": index, "instruction": self.instruction, "operation": str(self.operation or "seed"),
+                "new_requirements": list(self.new_requirements), "response": self.response,
+                "finish_reason": self.finish_reason}
+
+
+@dataclass
+class Chain:
+    item: Item
+    rounds: list[Round]
+    alive: bool = True
+
+
+class Ecd:
+    def __init__(self, models: ModelRoles, cfg: Config):
+        self.models = models
+        self.cfg = cfg
+        self.opts = cfg.ecd
+        self.rejects: list[Reject] = []
+
+    @property
+    def evolver(self):
+        return self.models[self.opts.evolver]
+
+    @property
+    def responder(self):
+        return self.models[self.opts.responder]
+
+    def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
+        self.rejects = []
+        chains = [Chain(item, [Round(item.prompt, response=self._seed_response(item))]) for item in items]
+        self.respond([c for c in chains if not c.rounds[0].response], round_index=0)
+        for k in range(1, self.opts.rounds + 1):
+            live = [c for c in chains if c.alive]
+            if not live:
+                break
+            grown = self.evolve(live, k)
+            answered = self.respond(grown, round_index=k)
+            if self.opts.judge_filter:
+                self.judge(answered, k)
+        pairs = [pair for c in chains for pair in self.pairs(c)]
+        return pairs, [r.to_json() for r in self.rejects]
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def evolve(self, chains: list[Chain], k: int) -> list[Chain]:
+        operations = [self._operation(c, k) for c in chains]
+        outputs = self._generate(self.evolver, [evolve_request(op, c.rounds[-1].instruction)
+                                                for c, op in zip(chains, operations, strict=True)], "evolve")
+        grown = []
+        for chain, operation, (text, _) in zip(chains, operations, outputs, strict=True):
+            previous = chain.rounds[-1].instruction
+            evolution, reason = parse_evolution(text, previous if self.opts.compose == "append" else None)
+            if evolution is not None:
+                reason = check_evolution(previous, evolution, self.opts.max_growth_words, self.opts.min_overlap)
+            if reason:
+                self._end(chain, k, "evolve", reason, f"{operation}: {text.strip()[:160]!r}")
+                continue
+            chain.rounds.append(_evolved_round(evolution, operation, text))
+            grown.append(chain)
+        return grown
+
+    def respond(self, chains: list[Chain], round_index: int) -> list[Chain]:
+        outputs = self._generate(self.responder, [[{"role": "user", "content": c.rounds[round_index].instruction}]
+                                                  for c in chains], "respond")
+        answered = []
+        for chain, (text, finish) in zip(chains, outputs, strict=True):
+            current = chain.rounds[round_index]
+            current.response, current.finish_reason = text.strip(), finish
+            if not current.response:
+                if round_index > 0:
+                    chain.rounds.pop()  # a round without an answer is no round
+                self._end(chain, round_index, "respond", "empty_response", f"round {round_index}")
+            else:
+                answered.append(chain)
+        return answered
+
+    def judge(self, chains: list[Chain], k: int) -> None:
+        checks = [(c, requirement) for c in chains for requirement in c.rounds[k].new_requirements]
+        outputs = self._generate(self.models["judge"], [
+            judge_request(c.rounds[k].instruction, c.rounds[k - 1].response, requirement) for c, requirement in checks
+        ], "judge")
+        for (chain, _), (text, _) in zip(checks, outputs, strict=True):
+            chain.rounds[k].judge_verdicts.append(parse_verdict(text))
+            chain.rounds[k].judge_raw.append(text)
+        for chain in chains:
+            current = chain.rounds[k]
+            if current.judge_verdicts and all(v is True for v in current.judge_verdicts):
+                current.negative_already_satisfies = True
+                self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", "previous_answer_satisfies",
+                                           f"the judge found R^{k - 1} already meets: "
+                                           f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id))
+
+    def pairs(self, chain: Chain) -> list[dict]:
+        out = []
+        for k in range(1, len(chain.rounds)):
+            negatives = [k - 1] if not chain.rounds[k].negative_already_satisfies else []
+            if self.opts.older_negatives:
+                negatives += range(k - 2, -1, -1)
+            for j in negatives:
+                if chain.rounds[k].response == chain.rounds[j].response:  # no preference to learn
+                    self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", "identical_responses",
+                                               f"R^{k} equals R^{j}", chain.item.line, chain.item.id))
+                else:
+                    out.append(self._pair(chain, k, j))
+        return out
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def _pair(self, chain: Chain, k: int, j: int) -> dict:
+        current, negative = chain.rounds[k], chain.rounds[j]
+        return {
+            "id": _pair_id(chain, k, j),
+            "item_id": chain.item.id,
+            "prompt": [{"role": "user", "content": current.instruction}],
+            "chosen": [{"role": "assistant", "content": current.response}],
+            "rejected": [{"role": "assistant", "content": negative.response}],
+            "difficulty": round(1.0 / (k - j), 4),
+            "meta": {
+                "method": METHOD,
+                "seed_id": chain.item.id,
+                "source_instruction": chain.item.prompt,
+                "source_line": chain.item.line,
+                "round": k,
+                "negative_round": j,
+                "operation": str(current.operation),
+                "new_requirements": list(current.new_requirements),
+                "negative_instruction": negative.instruction,
+                "chain": [r.to_json(i) for i, r in enumerate(chain.rounds[: k + 1])],
+                "evolve_raw": current.evolve_raw,
+                "judge": {"verdicts": current.judge_verdicts, "raw": current.judge_raw} if j == k - 1 else None,
+                "roles": {"evolver": self.opts.evolver, "responder": self.opts.responder,
+                          "self_based": self.models.is_self(self.opts.evolver)
+                          and self.models.is_self(self.opts.responder)},
+                "models": {"policy": self.models.spec("policy"), "evolver": self.models.spec(self.opts.evolver),
+                           "responder": self.models.spec(self.opts.responder), "judge": self.models.spec("judge")},
+                "sampling": {step: self._params(step).to_json() for step in ("evolve", "respond", "judge")},
+                "seed": self.cfg.seed,
+                "templates": {name: load_template(name).sha for name in
+                              (current.operation.template, "judge")},
+            },
+        }
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _seed_response(self, item: Item) -> str:
+        field_name = self.opts.response_field
+        value = item.fields.get(field_name) if field_name else None
+        return value.strip() if isinstance(value, str) else ""
+
+    def _operation(self, chain: Chain, k: int) -> Operation:
+        rng = random.Random(item_seed(self.cfg.seed, chain.item.id, f"evolve-{k}"))
+        used = [r.operation for r in chain.rounds if r.operation is not None]
+        return sample_operation(rng, self.opts.categories, avoid=used)
+
+    def _end(self, chain: Chain, k: int, stage: str, reason: str, detail: str) -> None:
+        chain.alive = False
+        self.rejects.append(Reject(f"{chain.item.id}#r{k}", stage, reason, detail, chain.item.line, chain.item.id))
+
+    def _params(self, step: str) -> SamplingParams:
+        o = self.opts
+        temperature, max_tokens, stop = {
+            "evolve": (o.evolve_temperature, o.evolve_max_tokens, ("\nInstruction:", "###", "\n\n\n")),
+            "respond": (o.respond_temperature, o.respond_max_tokens, ()),
+            "judge": (0.1, o.judge_max_tokens, ()),
+        }[step]
+        return SamplingParams(n=1, temperature=temperature, top_p=self.cfg.generation.top_p,
+                              max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
+
+    def _generate(self, generator, requests: list[list[dict]], step: str) -> list[tuple[str, str]]:
+        if not requests:
+            return []
+        return [(samples[0].text, samples[0].finish_reason)
+                for samples in generator.generate(requests, self._params(step))]
+
+
+def _pair_id(chain: Chain, k: int, j: int) -> str:
+    return f"{chain.item.id}#r{k}" + ("" if j == k - 1 else f"n{j}")
+
+
+def _evolved_round(evolution: Evolution, operation: Operation, raw: str) -> Round:
+    return Round(evolution.instruction, operation=operation, new_requirements=evolution.new_requirements,
+                 evolve_raw=raw)
+
+
+def build(models: ModelRoles, cfg: Config) -> Ecd:
+    return Ecd(models, cfg)
+
+
+def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+    """Chains reaching each round, reject reasons per step, operations used, pairs per round."""
+    seeds = {p["meta"]["seed_id"] for p in pairs} | {r.get("item_id", r["id"]) for r in rejects}
+    deepest: dict[str, int] = {}
+    for p in pairs:
+        deepest[p["meta"]["seed_id"]] = max(deepest.get(p["meta"]["seed_id"], 0), p["meta"]["round"])
+    for r in rejects:
+        if r["stage"] == "judge":  # the round itself succeeded; only its hard pair was dropped
+            seed, k = r["item_id"], int(r["id"].rsplit("#r", 1)[1])
+            deepest[seed] = max(deepest.get(seed, 0), k)
+    rounds = max([0, *deepest.values()])
+    hard = [p for p in pairs if p["meta"]["negative_round"] == p["meta"]["round"] - 1]
+    return {
+        "method": METHOD,
+        "yield_per_stage": {"seeds": len(seeds), **{f"round_{k}": sum(1 for d in deepest.values() if d >= k)
+                                                   for k in range(1, rounds + 1)}, "pairs": len(pairs)},
+        "pairs_per_round": dict(sorted(Counter(p["meta"]["round"] for p in pairs).items())),
+        "hard_negative_pairs": len(hard),
+        "operations": dict(Counter(p["meta"]["operation"] for p in hard)),
+        "rejects_by_step": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
+        "operations_available": len(all_operations()),
+    }
