@@ -118,6 +118,10 @@ def generate_stage(cfg: Config, run_dir: Path) -> dict:
     if cfg.share_dir is None or (target.is_dir() and not target.is_symlink()):
         return generate(cfg, target)  # unshared (or made before sharing was turned on): stays in the run
     entry = Path(cfg.share_dir) / f"generate-{generate_key(cfg)}"
+    if target.is_symlink() and target.resolve() != entry.resolve():
+        # A trained model here was made from the other pairs: refuse, as the run store does, rather than mix.
+        raise RunDirConflictError(f"{target} links to pairs made with a different config ({os.readlink(target)}); "
+                                  "use another run_dir or delete this one")
     with shared_entry(entry):
         summary = generate(cfg, entry)
     link(target, entry)

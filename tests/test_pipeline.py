@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -126,7 +128,7 @@ def test_a_user_error_keeps_its_exit_code_and_names_the_stage(tmp_path, capsys):
     assert "stage 'weights' failed: config error: train.weights=kl" in capsys.readouterr().err
 
 
-def test_runs_differing_in_training_share_generation_and_base_evaluation(tmp_path):
+def test_runs_differing_in_training_share_generation_and_base_evaluation(tmp_path, capsys):
     share = tmp_path / "shared"
     common = [*TINY, f"share_dir={share}", "eval.sets=[own,ifeval]", f"eval.ifeval_path={IFEVAL}"]
     assert main(["run", QUICKSTART, *common, f"run_dir={tmp_path / 'a'}"]) == 0
@@ -147,6 +149,33 @@ def test_runs_differing_in_training_share_generation_and_base_evaluation(tmp_pat
     for set_name in ("own", "ifeval"):
         assert {m: c["a"] for m, c in a["comparisons"][set_name].items()} == \
             {m: c["a"] for m, c in b["comparisons"][set_name].items()}  # the same base results
+
+    # Other pairs for a run that has a model trained on the first ones: refused, not mixed.
+    assert main(["run", QUICKSTART, *common, "musc.drop_ratio=0.5", f"run_dir={tmp_path / 'a'}"]) == 2
+    assert "links to pairs made with a different config" in capsys.readouterr().err
+    assert (tmp_path / "a" / "generate").resolve() == generated[0]
+
+
+def test_a_shared_entry_in_use_is_waited_for(tmp_path, monkeypatch):
+    from musc_ecd import pipeline
+    from musc_ecd.store import DirectoryLock
+
+    monkeypatch.setattr(pipeline, "WAIT_SECONDS", 0.02)
+    entry = tmp_path / "generate-abc"
+    holder = DirectoryLock(tmp_path, entry.name)  # another process's lock (flock: per open file)
+    events = []
+
+    def worker():
+        with pipeline.shared_entry(entry):
+            events.append("entered")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(0.2)
+    assert events == [] and thread.is_alive()  # still waiting
+    holder.release()
+    thread.join(timeout=5)
+    assert events == ["entered"]
 
 
 def test_share_keys_follow_what_determines_the_artifact():
