@@ -84,7 +84,9 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
             raw = {"chosen": torch.tensor(chosen), "rejected": torch.tensor(rejected)}
         else:
             raw = {"chosen": next(signals), "rejected": next(signals)}
-        weighted = dict(pair)
+        # Each pair is its own item in the weights stage: drop the generator's grouping key (``item_id``,
+        # e.g. an ECD seed with one pair per round), which would merge several pairs into one item.
+        weighted = {key: value for key, value in pair.items() if key != "item_id"}
         for side in ("chosen", "rejected"):
             weighted[f"{side}_weights"] = [round(float(w), 5) for w in normalise(raw[side], cfg.train.w_max)]
         weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": chosen_scheme, "w_max": cfg.train.w_max}}

@@ -354,3 +354,17 @@ def test_ecd_on_the_tiny_model_alone_rejects_every_seed_with_a_reason(tmp_path):
     rejects = [json.loads(line) for line in (tmp_path / "tiny" / "rejects.jsonl").read_text().splitlines()]
     assert summary["accepted"] == 0 and len(rejects) == 6
     assert {r["stage"] for r in rejects} == {"evolve"} and all(r["reason"].startswith("evolve_") for r in rejects)
+
+
+def test_kl_weights_apply_to_ecd_pairs_through_the_previous_instruction(tmp_path):
+    """ECD pairs carry I^{k-1} as ``negative_instruction``: kl weights them, one weighted record per pair."""
+    from musc_ecd.weighting import weights_stage
+
+    pairs, _ = _run(tmp_path, ModelRoles.of(_self_based()), seeds=SEEDS[:2])
+    path = write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    cfg = load_config(REPO / "configs" / "train_tiny.yaml", [f"run_dir={tmp_path}", f"train.pairs={path}",
+                                                             "train.weights=kl"])
+    summary = weights_stage(cfg, tmp_path)
+    weighted = read_jsonl(tmp_path / "weights" / "pairs.jsonl")
+    assert summary["accepted"] == len(weighted) == len(pairs) == 6
+    assert all(p["meta"]["weights"]["scheme"] == "kl" and p["chosen_weights"] for p in weighted)
