@@ -230,8 +230,10 @@ class Ecd:
 
     def _params(self, step: str) -> SamplingParams:
         o = self.opts
+        # In append mode only the requirement lines are read: stop before the model's own rewrite.
+        evolve_stop = ("\nInstruction:", "###", "\n\n\n") + (("\nEvolved",) if o.compose == "append" else ())
         temperature, max_tokens, stop = {
-            "evolve": (o.evolve_temperature, o.evolve_max_tokens, ("\nInstruction:", "###", "\n\n\n")),
+            "evolve": (o.evolve_temperature, o.evolve_max_tokens, evolve_stop),
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
             "judge": (0.1, o.judge_max_tokens, ()),
         }[step]
