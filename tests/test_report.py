@@ -67,12 +67,21 @@ def runs_dir(tmp_path) -> Path:
     return tmp_path
 
 
-def test_roles_say_self_only_when_every_role_is_the_policy():
-    assert roles({"policy": "p", "teacher": None, "responders": [], "judge": None}) == "self"
-    assert roles({"policy": "p", "teacher": "p", "responders": ["p"], "judge": "p"}) == "self"
-    assert roles({"policy": "p", "teacher": "t", "judge": "p"}) == "teacher:t"
-    assert roles({"policy": "p", "teacher": None, "responders": ["big", "p", "small"], "judge": "big"}) == \
-        "teacher:big+small"
+def test_roles_say_who_wrote_the_data():
+    def cfg(method, teacher=None, judge=None, responders=(), **ecd):
+        return {"method": method, "ecd": ecd, "model": {"policy": "p", "teacher": teacher, "judge": judge,
+                                                         "responders": list(responders)}}
+
+    assert roles(cfg("musc")) == roles(cfg("musc_coarse", teacher="p", judge="p")) == "self"
+    assert roles(cfg("ecd", evolver="policy", responder="policy")) == "self"
+    assert roles(cfg("ecd", teacher="t", evolver="policy", responder="policy")) == "self"  # named, unused
+    assert roles(cfg("ecd", teacher="t")) == "teacher:t"
+    # on CPU the teacher is the policy decoded differently: still a teacher run, and the column says so
+    assert roles(cfg("ecd", teacher="p", evolver="teacher", responder="teacher")) == "teacher:p"
+    assert roles(cfg("ecd", teacher="t", evolver="teacher", responder="policy")) == "teacher:t (evolver)"
+    assert roles(cfg("ecd", teacher="t", judge="j")) == "teacher:t+judge:j"
+    assert roles(cfg("apc", responders=["big", "p", "tiny"])) == "responders:big>p>tiny"
+    assert roles(cfg("musc_fine", teacher="t")) == "teacher:t"
 
 
 def test_report_table_values(runs_dir, capsys):

@@ -10,8 +10,8 @@ same files, through ``collect_run``:
     train/metrics.jsonl         training curves (loss, rewards/margins, rewards/accuracies)
     generate/summary.json       yield per pipeline stage
 
-A run's row has the columns: run, status, method, roles (``self`` when teacher, responders and judge are
-unset or the policy, else ``teacher:<names>``), loss, weights, curriculum, model, pairs, then per
+A run's row has the columns: run, status, method, roles (``self`` when the policy made every model call,
+else who did: see ``roles``), loss, weights, curriculum, model, pairs, then per
 evaluation set present (IFEval first) the four metrics, each as ``trained (trained − base [95% CI])``,
 and the training wall time. A value a run lacks is ``–`` in Markdown and empty in the CSV, whose columns
 hold the numbers separately (``SET/METRIC``, ``SET/METRIC/base``, ``.../diff``, ``.../ci_low``,
@@ -71,12 +71,29 @@ class RunRecord:
 # Reading runs
 
 
-def roles(model: dict) -> str:
-    """``self`` when every role is unset or the policy; else ``teacher:`` and the other models."""
-    policy = model.get("policy")
-    others = [model.get("teacher"), *(model.get("responders") or []), model.get("judge")]
-    distinct = list(dict.fromkeys(m for m in others if m is not None and m != policy))
-    return "self" if not distinct else "teacher:" + "+".join(distinct)
+def roles(cfg: dict) -> str:
+    """Who wrote the data, from the run's config and method.
+
+    ``self`` when every model call the method makes is the policy's; ``teacher:NAME`` when ECD's evolver or
+    responder is the ``teacher`` role and a teacher is named (even one equal to the policy: on CPU the
+    "teacher" is the policy decoded differently, and the column must tell the two runs apart); APC lists
+    its responders strongest first; a separate judge is appended.
+    """
+    model, method = cfg.get("model") or {}, cfg.get("method") or ""
+    policy, teacher, judge = model.get("policy"), model.get("teacher"), model.get("judge")
+    parts = []
+    if method == "apc":
+        parts.append("responders:" + ">".join(model.get("responders") or [policy or "?"]))
+    elif method == "ecd":
+        ecd = cfg.get("ecd") or {}
+        uses = [step for step in ("evolver", "responder") if ecd.get(step, "teacher") == "teacher"]
+        if teacher is not None and uses:
+            parts.append(f"teacher:{teacher}" + ("" if len(uses) == 2 else f" ({uses[0]})"))
+    elif teacher is not None and teacher != policy:
+        parts.append(f"teacher:{teacher}")
+    if method in ("ecd", "musc_fine", "musc", "musc_coarse") and judge is not None and judge != policy:
+        parts.append(f"judge:{judge}")
+    return "+".join(parts) or "self"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -129,7 +146,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         status=state,
         error=error,
         method=cfg.get("method"),
-        roles=roles(model),
+        roles=roles(cfg),
         loss=loss,
         weights=train.get("weights"),
         curriculum=train.get("curriculum"),
@@ -253,8 +270,9 @@ def base_table(records: list[RunRecord], sets: list[str]) -> str:
 
 
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
-          "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = every model role is the "
-          "policy. `train s` = wall time of the training stage.")
+          "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = the policy made every model "
+          "call; `teacher:M` = a named teacher evolved and answered (ECD); `responders:A>B` = APC's ladder. "
+          "`train s` = wall time of the training stage.")
 
 
 def _plots(records: list[RunRecord], sets: list[str], plot_dir: Path) -> list[Path]:
