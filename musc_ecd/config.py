@@ -320,6 +320,9 @@ class TrainConfig:
     """Effective batch = batch_size × this × devices (8 in the MuSC release)."""
     max_length: int = 2048
     precompute_ref_log_probs: bool = False
+    max_pairs: int | None = None
+    """Pair budget: train on at most N pairs, a random subset drawn with the run seed (order kept), so
+    methods with different yields can be compared at the same budget. None = all."""
     curriculum: Literal["random", "easy_to_hard", "staged"] = "random"
     """Order by the pairs' ``difficulty`` (larger = harder)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
@@ -350,6 +353,8 @@ class TrainConfig:
         _check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(self.max_pairs is None or self.max_pairs >= 1, "train.max_pairs", self.max_pairs,
+               "an integer >= 1 or null")
 
 
 @dataclass

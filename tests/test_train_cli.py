@@ -128,3 +128,16 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
     assert "the loss became nan" in err.lower() and "Last good checkpoint:" in err and "Traceback" not in err
     checkpoints = sorted((tmp_path / "train").glob("checkpoint-*"))
     assert checkpoints and not (tmp_path / "model").exists()
+
+
+def test_pair_budget_trains_on_a_seeded_subset(tmp_path):
+    from musc_ecd.training.run import within_budget
+
+    rows = [{"id": i} for i in range(10)]
+    kept = within_budget(rows, 4, seed=0)
+    assert len(kept) == 4 and kept == sorted(kept, key=lambda r: r["id"]) and kept == within_budget(rows, 4, 0)
+    assert kept != within_budget(rows, 4, seed=1) and within_budget(rows, 20, 0) == rows
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.max_pairs=8"]) == 0
+    assert json.loads((tmp_path / "model" / "train_summary.json").read_text())["pairs"] == 8
+    with pytest.raises(ConfigError, match="train.max_pairs"):
+        load_config(TRAIN_TINY, ["train.max_pairs=0"])

@@ -49,6 +49,17 @@ def load_pairs(path: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k in PAIR_COLUMNS or k in present} for row in rows]
 
 
+def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[dict]:
+    """At most ``max_pairs`` rows: a seeded random subset, in artifact order (a curriculum reorders later)."""
+    if max_pairs is None or len(rows) <= max_pairs:
+        return rows
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(rows)), max_pairs))
+    log.info("pair budget: training on %d of %d pairs (train.max_pairs)", max_pairs, len(rows))
+    return [rows[i] for i in keep]
+
+
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
     if cfg.train.weights != "none":  # train on the weighted copy; computed now if not done yet (resumable)
@@ -71,7 +82,7 @@ def train(cfg: Config, run_dir: Path) -> dict:
                 return done["summary"]
             raise RunDirConflictError(f"{model_dir} holds a model trained with a different config; "
                                       "use another run_dir or delete it")
-        rows = load_pairs(pairs_path)
+        rows = within_budget(load_pairs(pairs_path), cfg.train.max_pairs, cfg.seed)
         if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
             raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on every "
                               f"pair, and {pairs_path} has pairs without one")
