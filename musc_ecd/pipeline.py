@@ -214,14 +214,14 @@ def config_fingerprint(cfg: Config) -> str:
 
 
 def generate_key(cfg: Config) -> str:
-    """Everything that can change the generated pairs: all keys but those of later stages and locations.
+    """Everything that can change the generated pairs: the sections ``generate`` fingerprints for this
+    method (so an option of another method, e.g. ``ecd.*`` in a MuSC run, does not split the share), plus
+    ``data.limit`` (a shared artifact must hold exactly the pairs a run trained on)."""
+    from musc_ecd.generate import METHOD_SECTIONS
 
-    Keys are left out by name (rather than listed in), so a section added for a new method is part of
-    the key without anyone remembering to add it; at worst an unused section costs a regeneration.
-    """
     tree = to_dict(cfg)
-    for key in ("run_dir", "share_dir", "store", "train", "eval"):
-        tree.pop(key, None)
+    sections = ("seed", "method", "model", "generation", "data", *METHOD_SECTIONS[cfg.method])
+    tree = {name: tree[name] for name in sections}
     tree["generation"] = {k: v for k, v in tree["generation"].items() if k not in ("batch_size", "vllm")}
     return _digest(tree)
 

@@ -18,7 +18,8 @@ QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 IFEVAL = REPO.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
 TINY = ["model.policy=tiny", "model.dtype=float32", f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
         "data.limit=6", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8",
-        "musc.respond_max_tokens=12", "train.epochs=1", "train.precision=fp32", "eval.limit=4",
+        "musc.respond_max_tokens=12", "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8",
+        "musc_fine.correct_max_tokens=12", "train.epochs=1", "train.precision=fp32", "eval.limit=4",
         "eval.max_new_tokens=8"]
 METRICS = {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,14 +44,14 @@ def test_run_chains_every_stage_and_reports(finished_run, capsys):
     assert list((run_dir / "eval").glob("merged-*/config.json"))  # the adapter merged once for evaluation
     markdown = (run_dir / "report.md").read_text()
     assert "95% paired bootstrap CI" in markdown and "| run | status | method |" in markdown
-    assert f"| {run_dir.name} | done | musc_coarse | self | sigmoid | none | random | tiny | {report['pairs']} |" \
+    assert f"| {run_dir.name} | done | musc | self | sigmoid | kl | random | tiny | {report['pairs']} |" \
         in markdown
     for plot in ("metrics", "curves", "yield"):
         assert f"![{plot}](plots/{plot}.png)" in markdown
         assert (run_dir / "plots" / f"{plot}.png").read_bytes().startswith(PNG)
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "done" and set(status["stages"]) == {
-        "generate", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"}
+        "generate", "weights", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"}
 
 
 def test_a_finished_run_skips_every_stage(finished_run, tmp_path):
@@ -61,9 +62,9 @@ def test_a_finished_run_skips_every_stage(finished_run, tmp_path):
     assert (finished_run / "log.txt").read_text().count("nothing to do") >= 4
 
 
-STAGES = ["generate", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"]
+STAGES = ["generate", "weights", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"]
 # The artifact whose manifest proves that a stage finished; it must not be rewritten by a later session.
-FINISHED = {"generate": "generate/manifest.json", "train": "model/manifest.json",
+FINISHED = {"generate": "generate/manifest.json", "weights": "weights/manifest.json", "train": "model/manifest.json",
             "evaluate-base[own]": "eval/own/base/manifest.json",
             "evaluate-trained[own]": "eval/own/trained/manifest.json"}
 
@@ -123,7 +124,8 @@ def test_a_failing_stage_is_named_and_earlier_work_kept(tmp_path, capsys, monkey
 def test_a_user_error_keeps_its_exit_code_and_names_the_stage(tmp_path, capsys):
     # kl weights need a corrupted instruction per pair; these pairs come from a file without them.
     pairs = REPO / "configs" / "data" / "pairs_sample.jsonl"
-    overrides = [*TINY, "data.limit=1", f"run_dir={tmp_path}", "train.weights=kl", f"train.pairs={pairs}"]
+    overrides = [*TINY, "data.limit=1", f"run_dir={tmp_path}", "train.weights=kl", "train.weights_fallback=none",
+                 f"train.pairs={pairs}"]
     assert main(["run", QUICKSTART, *overrides]) == 2
     assert "stage 'weights' failed: config error: train.weights=kl" in capsys.readouterr().err
 

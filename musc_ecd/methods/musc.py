@@ -50,8 +50,14 @@ def build(models: ModelRoles, cfg: Config) -> Musc:
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     by_method = Counter(p["meta"]["method"] for p in pairs)
+    lost = Counter(r["stage"] for r in rejects)
+    seeds = len({p.get("item_id", p["id"]) for p in pairs} | {r.get("item_id", r["id"]) for r in rejects})
+    decomposed = seeds - lost["load"] - lost["decompose"]
     return {
         "method": METHOD,
+        # One funnel over both builders: coarse items are lost at recombine/filter, fine ones at select/correct.
+        "yield_per_stage": {"seeds": seeds, "decomposed": decomposed,
+                            "built": decomposed - lost["recombine"] - lost["select"], "pairs": len(pairs)},
         "pairs_by_granularity": {"coarse": by_method[musc_coarse.METHOD], "fine": by_method[musc_fine.METHOD]},
         "coarse": musc_coarse.summarize([p for p in pairs if p["meta"]["method"] == musc_coarse.METHOD], []),
         "fine": musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], []),
