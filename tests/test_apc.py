@@ -121,3 +121,31 @@ def test_apc_on_tiny_then_staged_training_goes_from_easy_to_hard(tmp_path):
     order = [m["curriculum/difficulty"] for m in steps]
     assert len(order) == json.loads((run_dir / "model" / "train_summary.json").read_text())["global_steps"]
     assert order == sorted(order) and order[0] == 0.0 and order[-1] == 0.5
+
+
+def test_interrupted_apc_generate_resumes_to_the_same_pairs(tmp_path, monkeypatch):
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", [{"id": f"s{i}", "prompt": f"Name a colour, {i}."} for i in range(6)])
+
+    def cfg(run):
+        return load_config(None, [f"run_dir={tmp_path / run}", "method=apc", "model.policy=tiny", "model.dtype=float32",
+                                  "model.responders=[tiny,tiny]", "apc.temperatures=[0.0,1.2]",
+                                  "apc.max_new_tokens=[8,4]", f"data.seeds={seeds}", "data.id_field=id",
+                                  "store.commit_every=2"])
+
+    generate(cfg("clean"), tmp_path / "clean")
+    original, calls = apc.Apc.__call__, []
+
+    def die_on_second_chunk(self, items):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, items)
+
+    monkeypatch.setattr(apc.Apc, "__call__", die_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg("resumed"), tmp_path / "resumed")
+    assert len(read_jsonl(next((tmp_path / "resumed" / "pairs.parts").glob("*.jsonl")))) > 0  # chunk 1 kept
+    monkeypatch.setattr(apc.Apc, "__call__", original)
+    generate(cfg("resumed"), tmp_path / "resumed")
+    for name in ("pairs.jsonl", "rejects.jsonl", "sft.jsonl"):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "clean" / name).read_text()
