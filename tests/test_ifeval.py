@@ -10,7 +10,7 @@ from helpers import write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.errors import DataError
-from musc_ecd.evaluation.compare import paired_bootstrap
+from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
 from musc_ecd.evaluation.evaluate import own_eval_set
 from musc_ecd.evaluation.ifeval import PromptResult, aggregate, load_inputs, match_responses, score, score_files
 from musc_ecd.store import read_jsonl
@@ -117,6 +117,7 @@ def test_bootstrap_interval_covers_zero_for_identical_runs():
     report = paired_bootstrap(run, run, resamples=2000)
     for metric in report.values():
         assert metric["diff"] == 0 and metric["ci95"][0] <= 0 <= metric["ci95"][1] and not metric["excludes_zero"]
+    assert "*" not in format_comparison(report, "a", "b")  # no star, and no legend for one
 
 
 def test_bootstrap_interval_excludes_zero_for_a_clear_difference():
@@ -128,6 +129,8 @@ def test_bootstrap_interval_excludes_zero_for_a_clear_difference():
     report = paired_bootstrap(a, b, resamples=2000)
     strict = report["prompt_level_strict_acc"]
     assert strict["diff"] > 0.3 and strict["ci95"][0] > 0 and strict["excludes_zero"]
+    text = format_comparison(report, "a", "b")
+    assert text.splitlines()[1].endswith("  *") and text.endswith("* the interval excludes 0")
 
 
 def test_bootstrap_refuses_different_prompt_sets():

@@ -71,4 +71,5 @@ def format_comparison(report: dict[str, dict], label_a: str, label_b: str) -> st
     header = f"{'metric':<26}{'A':>9}{'B':>9}{'B - A':>9}   95% paired bootstrap CI"
     rows = [f"{name:<26}{r['a']:>9.4f}{r['b']:>9.4f}{r['diff']:>+9.4f}   [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
             + ("  *" if r["excludes_zero"] else "") for name, r in report.items()]
-    return "\n".join([header, *rows, "", f"A = {label_a}", f"B = {label_b}", "* the interval excludes 0"])
+    legend = ["* the interval excludes 0"] if any(r["excludes_zero"] for r in report.values()) else []
+    return "\n".join([header, *rows, "", f"A = {label_a}", f"B = {label_b}", *legend])
