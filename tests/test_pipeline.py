@@ -152,6 +152,10 @@ def test_runs_differing_in_training_share_generation_and_base_evaluation(tmp_pat
         assert {m: c["a"] for m, c in a["comparisons"][set_name].items()} == \
             {m: c["a"] for m, c in b["comparisons"][set_name].items()}  # the same base results
 
+    # Another seed and a named teacher change the pairs, not the base model's greedy answers: shared.
+    assert main(["run", QUICKSTART, *common, "seed=1", "model.teacher=tiny", f"run_dir={tmp_path / 'c'}"]) == 0
+    assert len(sorted(share.glob("generate-*"))) == 2 and sorted(share.glob("eval-base-*")) == evaluated
+
     # Other pairs for a run that has a model trained on the first ones: refused, not mixed.
     assert main(["run", QUICKSTART, *common, "musc.drop_ratio=0.5", f"run_dir={tmp_path / 'a'}"]) == 2
     assert "links to pairs made with a different config" in capsys.readouterr().err
