@@ -186,7 +186,8 @@ def report_stage(cfg: Config, run_dir: Path) -> dict:
     training = json.loads((run_dir / "model" / "manifest.json").read_text())["summary"]
     report = {
         "config_fingerprint": config_fingerprint(cfg),
-        "pairs": generation["accepted"],
+        "pairs": training.get("pairs", generation["accepted"]),  # trained on, after train.max_pairs
+        "generated_pairs": generation["accepted"],
         "generation": {k: generation.get(k) for k in ("items", "accepted", "rejected", "yield_per_stage")},
         "train_steps": training["global_steps"],
         "comparisons": comparisons,

@@ -58,7 +58,8 @@ def runs_dir(tmp_path) -> Path:
                                                                     "ifeval": comparison(0.5, 0.4)}},
               status={"status": "done", "stages": {"train": {"state": "done", "seconds": 12.5}}})
     write_run(tmp_path / "b-teacher", config=TEACHER, summary={**YIELD, "yield_per_stage": {"seeds": 10, "evolved": 4}},
-              report={"pairs": 4, "train_steps": 2, "comparisons": {"own": comparison(0.25, 0.2)}},
+              report={"pairs": 4, "generated_pairs": 9, "train_steps": 2,
+                      "comparisons": {"own": comparison(0.25, 0.2)}},
               status={"status": "done", "stages": {}})
     write_run(tmp_path / "c-broken", config=SELF, report=None,
               status={"status": "failed", "stage": "train", "error": "RuntimeError: disk on fire"})
@@ -100,6 +101,7 @@ def test_report_table_values(runs_dir, capsys):
     assert cells[13] == "0.375 (+0.125 [+0.075, +0.175])" and cells[-1] == "12.5"
     cells = [c.strip() for c in rows["b-teacher"].strip("| ").split(" | ")]
     assert cells[3:7] == ["teacher:big-model", "hinge+sft (1, 0.5)", "none", "easy_to_hard"]
+    assert cells[8] == "4 of 9"  # a pair budget trained on 4 of the 9 generated pairs
     assert cells[9:13] == ["–"] * 4 and cells[13].startswith("0.200 (-0.050") and cells[-1] == "–"
     cells = [c.strip() for c in rows["c-broken"].strip("| ").split(" | ")]
     assert cells[1] == "failed" and cells[9:] == ["–"] * 9
@@ -121,6 +123,7 @@ def test_report_csv_columns_and_numbers(runs_dir):
     assert float(a["ifeval/inst_level_loose_acc/ci_low"]) == pytest.approx(-0.15)
     assert a["train_seconds"] == "12.5" and a["roles"] == "self" and a["pairs"] == "6"
     assert rows["b-teacher"]["ifeval/prompt_level_strict_acc"] == ""  # missing: empty in the CSV
+    assert (rows["b-teacher"]["pairs"], rows["b-teacher"]["generated_pairs"]) == ("4", "9")
     assert rows["c-broken"]["status"] == "failed" and "disk on fire" in rows["c-broken"]["error"]
 
 

@@ -57,6 +57,8 @@ class RunRecord:
     curriculum: str | None = None
     model: str | None = None
     pairs: int | None = None
+    """Pairs trained on (after ``train.max_pairs``); ``generated_pairs`` is what the method made."""
+    generated_pairs: int | None = None
     seeds: int | None = None
     train_steps: int | None = None
     train_seconds: float | None = None
@@ -152,6 +154,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         curriculum=train.get("curriculum"),
         model=model.get("policy"),
         pairs=report.get("pairs", generation.get("accepted")),
+        generated_pairs=report.get("generated_pairs", generation.get("accepted")),
         seeds=generation.get("items"),
         train_steps=report.get("train_steps"),
         train_seconds=train_seconds,
@@ -214,13 +217,19 @@ def _text(value) -> str:
 DESCRIPTIVE = ("method", "roles", "loss", "weights", "curriculum", "model", "pairs")
 
 
+def _descriptive(record: RunRecord, key: str) -> str:
+    if key == "pairs" and record.generated_pairs not in (None, record.pairs):
+        return f"{_text(record.pairs)} of {record.generated_pairs}"  # a pair budget took a subset
+    return _text(getattr(record, key))
+
+
 def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
     headers = ["run", "status", *DESCRIPTIVE]
     headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" for s in sets for m in METRICS]
     headers += ["train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in records:
-        cells = [r.name, r.status, *(_text(getattr(r, key)) for key in DESCRIPTIVE)]
+        cells = [r.name, r.status, *(_descriptive(r, key) for key in DESCRIPTIVE)]
         cells += [_cell(r.comparisons.get(s, {}).get(m)) for s in sets for m in METRICS]
         cells += [_text(r.train_seconds)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -228,7 +237,7 @@ def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
 
 
 def csv_columns(sets: list[str]) -> list[str]:
-    columns = ["run", "status", *DESCRIPTIVE, "train_steps", "train_seconds"]
+    columns = ["run", "status", *DESCRIPTIVE, "generated_pairs", "train_steps", "train_seconds"]
     for s in sets:
         for m in METRICS:
             columns += [f"{s}/{m}", f"{s}/{m}/base", f"{s}/{m}/diff", f"{s}/{m}/ci_low", f"{s}/{m}/ci_high"]
@@ -241,7 +250,8 @@ def csv_table(records: list[RunRecord], sets: list[str]) -> str:
     writer.writeheader()
     for r in records:
         row = {"run": r.name, "status": r.status, **{key: getattr(r, key) for key in DESCRIPTIVE},
-               "train_steps": r.train_steps, "train_seconds": r.train_seconds, "error": r.error,
+               "generated_pairs": r.generated_pairs, "train_steps": r.train_steps, "train_seconds": r.train_seconds,
+               "error": r.error,
                "directory": str(r.directory)}
         for s in sets:
             for m in METRICS:
@@ -326,7 +336,7 @@ def render_run_report(run_dir: Path) -> str:
     images = _plots([record], sets, run_dir / "plots")
     seconds = f" in {record.train_seconds:g} s" if record.train_seconds is not None else ""
     parts = [f"# {record.name}",
-             f"{_text(record.pairs)} pairs from {_text(record.seeds)} seeds; "
+             f"{_descriptive(record, 'pairs')} pairs from {_text(record.seeds)} seeds; "
              f"{_text(record.train_steps)} training steps{seconds}.",
              markdown_table([record], sets), LEGEND]
     for s in sets:
