@@ -42,3 +42,18 @@ def sigkill_after_lines(command: list[str], shard: Path, lines: int, timeout: fl
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return shard.read_bytes().count(b"\n") if shard.exists() else 0
+
+
+def interrupt_on_chunk(monkeypatch, builder_class, chunk: int):
+    """Make ``builder_class.__call__`` raise KeyboardInterrupt on its ``chunk``-th call (a Ctrl-C between
+    durable commits); returns the original, to put back before resuming."""
+    original, calls = builder_class.__call__, []
+
+    def interrupted(self, items):
+        calls.append(len(items))
+        if len(calls) == chunk:
+            raise KeyboardInterrupt
+        return original(self, items)
+
+    monkeypatch.setattr(builder_class, "__call__", interrupted)
+    return original

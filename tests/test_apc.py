@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import write_jsonl
+from helpers import interrupt_on_chunk, write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
@@ -133,15 +133,7 @@ def test_interrupted_apc_generate_resumes_to_the_same_pairs(tmp_path, monkeypatc
                                   "store.commit_every=2"])
 
     generate(cfg("clean"), tmp_path / "clean")
-    original, calls = apc.Apc.__call__, []
-
-    def die_on_second_chunk(self, items):
-        calls.append(len(items))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(self, items)
-
-    monkeypatch.setattr(apc.Apc, "__call__", die_on_second_chunk)
+    original = interrupt_on_chunk(monkeypatch, apc.Apc, 2)
     with pytest.raises(KeyboardInterrupt):
         generate(cfg("resumed"), tmp_path / "resumed")
     assert len(read_jsonl(next((tmp_path / "resumed" / "pairs.parts").glob("*.jsonl")))) > 0  # chunk 1 kept

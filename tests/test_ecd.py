@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import write_jsonl
+from helpers import interrupt_on_chunk, write_jsonl
 
 from musc_ecd.config import load_config
 from musc_ecd.constraints.evolve import (
@@ -328,15 +328,7 @@ def test_generate_writes_ecd_pairs_with_the_tiny_model_answering(tmp_path, tiny_
 def test_interrupted_ecd_generate_resumes_to_the_same_pairs(tmp_path, tiny_hf, monkeypatch):
     monkeypatch.setattr(ModelRoles, "from_config", classmethod(lambda cls, cfg: _mixed_roles(tiny_hf)))
     generate(load_config(None, _stage_overrides(tmp_path, "clean")), tmp_path / "clean")
-    original, calls = ecd.Ecd.__call__, []
-
-    def die_on_second_chunk(self, items):
-        calls.append(len(items))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(self, items)
-
-    monkeypatch.setattr(ecd.Ecd, "__call__", die_on_second_chunk)
+    original = interrupt_on_chunk(monkeypatch, ecd.Ecd, 2)
     cfg = load_config(None, _stage_overrides(tmp_path, "resumed"))
     with pytest.raises(KeyboardInterrupt):
         generate(cfg, tmp_path / "resumed")

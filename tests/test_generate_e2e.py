@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import write_jsonl
+from helpers import interrupt_on_chunk, write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
@@ -49,16 +49,7 @@ def test_interrupted_generate_resumes_to_the_same_pairs(tmp_path, monkeypatch):
 
     from musc_ecd.methods import musc_coarse
 
-    original = musc_coarse.MuscCoarse.__call__
-    calls = []
-
-    def die_on_third_chunk(self, items):
-        calls.append(len(items))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, items)
-
-    monkeypatch.setattr(musc_coarse.MuscCoarse, "__call__", die_on_third_chunk)
+    original = interrupt_on_chunk(monkeypatch, musc_coarse.MuscCoarse, 3)
     killed = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
         generate(load_config(CONFIG, [*common, f"run_dir={killed}"]), killed)
