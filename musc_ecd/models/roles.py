@@ -35,8 +35,7 @@ class ModelRoles:
         """Fixed generators (tests, benchmarks): unnamed roles are the policy."""
         by_name = {g.name: g for g in [policy, *others.values(), *(responders or [])]}
         specs = {role: others.get(role, policy).name for role in ROLES}
-        roles = cls(specs, [g.name for g in responders or [policy]], by_name.__getitem__)
-        return roles
+        return cls(specs, [g.name for g in responders or [policy]], by_name.__getitem__)
 
     def spec(self, role: str) -> str:
         """The model spec behind ``role``."""
