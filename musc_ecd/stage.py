@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from musc_ecd.items import Item, Reject
-from musc_ecd.store import StageStore
+from musc_ecd.store import StageStore, item_id
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def run_item_stage(run_dir: Path, artifact: str, fingerprint: str, entries: Sequ
                     progress.update(len(chunk))
             log.info("%s: %d items in %.1f s", label, len(pending), time.perf_counter() - started)
         wanted = set(item_ids)
-        accepted = [r for r in store.accepted.records.values() if r.get("item_id", r["id"]) in wanted]
-        rejected = [r for r in store.rejected.records.values() if r.get("item_id", r["id"]) in wanted]
+        accepted = [r for r in store.accepted.records.values() if item_id(r) in wanted]
+        rejected = [r for r in store.rejected.records.values() if item_id(r) in wanted]
         summary = store.finalise(item_ids, describe(accepted, rejected))
     log.info("wrote %s (%d accepted, %d rejected)", store.artifact_path, summary["accepted"], summary["rejected"])
     return summary

@@ -186,8 +186,8 @@ class StageStore:
     # -- state
     def done_ids(self) -> set[str]:
         """Ids of the *items* already handled (a record's ``item_id``, else its ``id``)."""
-        return {_item_id(r) for r in self.accepted.records.values()} | {
-            _item_id(r) for r in self.rejected.records.values()}
+        return {item_id(r) for r in self.accepted.records.values()} | {
+            item_id(r) for r in self.rejected.records.values()}
 
     def is_complete(self, item_ids: Sequence[str]) -> bool:
         """True when a manifest for exactly these items and this config exists."""
@@ -248,7 +248,8 @@ class StageStore:
         self.close()
 
 
-def _item_id(record: dict) -> str:
+def item_id(record: dict) -> str:
+    """The item a record belongs to: its ``item_id`` when an item yields several records, else its ``id``."""
     return record.get("item_id", record["id"])
 
 
@@ -256,7 +257,7 @@ def _in_item_order(records: Iterable[dict], item_ids: Sequence[str]) -> list[dic
     """Records grouped by item in input order; an item's records keep the order they were made in."""
     by_item: dict[str, list[dict]] = {}
     for record in records:
-        by_item.setdefault(_item_id(record), []).append(record)
+        by_item.setdefault(item_id(record), []).append(record)
     return [record for item in item_ids for record in by_item.get(item, [])]
 
 

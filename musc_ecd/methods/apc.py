@@ -25,9 +25,9 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
-from musc_ecd.models.generator import SamplingParams
+from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
-from musc_ecd.store import read_jsonl, write_jsonl_atomic
+from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
 
 METHOD = "apc"
 
@@ -113,11 +113,13 @@ class Apc:
         }
 
     def _params(self, rank: int) -> SamplingParams:
-        apc, gen = self.cfg.apc, self.cfg.generation
-        return SamplingParams(n=1, temperature=apc.temperatures[rank] if apc.temperatures else gen.temperature,
-                              top_p=gen.top_p,
-                              max_new_tokens=apc.max_new_tokens[rank] if apc.max_new_tokens else gen.max_new_tokens,
-                              stop=tuple(gen.stop), seed=self.cfg.seed)
+        """``generation.*`` (stop strings, top_p, defaults), with this responder's temperature and budget."""
+        apc, per_responder = self.cfg.apc, {}
+        if apc.temperatures:
+            per_responder["temperature"] = apc.temperatures[rank]
+        if apc.max_new_tokens:
+            per_responder["max_new_tokens"] = apc.max_new_tokens[rank]
+        return params_from_config(self.cfg, n=1, **per_responder)
 
 
 def _pair_problem(chosen: str, rejected: str) -> str:
@@ -147,7 +149,7 @@ def write_extras(stage_dir: Path) -> Path:
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
-    seeds = {p["meta"]["seed_id"] for p in pairs} | {r.get("item_id", r["id"]) for r in rejects}
+    seeds = {item_id(record) for record in (*pairs, *rejects)}
     levels = Counter(p["difficulty"] for p in pairs)
     return {
         "method": METHOD,

@@ -50,9 +50,10 @@ from musc_ecd.constraints.evolve import (
 from musc_ecd.constraints.judge import judge_request, parse_verdict
 from musc_ecd.items import Item, Reject
 from musc_ecd.methods.base import item_seed
-from musc_ecd.models.generator import SamplingParams
+from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.store import item_id
 
 METHOD = "ecd"
 
@@ -237,8 +238,7 @@ class Ecd:
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
             "judge": (0.1, o.judge_max_tokens, ()),
         }[step]
-        return SamplingParams(n=1, temperature=temperature, top_p=self.cfg.generation.top_p,
-                              max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
+        return params_from_config(self.cfg, n=1, temperature=temperature, max_new_tokens=max_tokens, stop=stop)
 
     def _generate(self, generator, requests: list[list[dict]], step: str) -> list[tuple[str, str]]:
         if not requests:
@@ -262,7 +262,7 @@ def build(models: ModelRoles, cfg: Config) -> Ecd:
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     """Chains reaching each round, reject reasons per step, operations used, pairs per round."""
-    seeds = {p["meta"]["seed_id"] for p in pairs} | {r.get("item_id", r["id"]) for r in rejects}
+    seeds = {item_id(record) for record in (*pairs, *rejects)}
     deepest: dict[str, int] = {}
     for p in pairs:
         deepest[p["meta"]["seed_id"]] = max(deepest.get(p["meta"]["seed_id"], 0), p["meta"]["round"])

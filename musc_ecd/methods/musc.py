@@ -18,6 +18,7 @@ from musc_ecd.methods import musc_coarse, musc_fine
 from musc_ecd.methods.base import item_seed
 from musc_ecd.models.generator import Generator
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.store import item_id
 
 METHOD = "musc"
 
@@ -51,7 +52,7 @@ def build(models: ModelRoles, cfg: Config) -> Musc:
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     by_method = Counter(p["meta"]["method"] for p in pairs)
     lost = Counter(r["stage"] for r in rejects)
-    seeds = len({p.get("item_id", p["id"]) for p in pairs} | {r.get("item_id", r["id"]) for r in rejects})
+    seeds = len({item_id(record) for record in (*pairs, *rejects)})
     decomposed = seeds - lost["load"] - lost["decompose"]
     return {
         "method": METHOD,
