@@ -6,7 +6,8 @@
 Throughput = generated (non-pad) tokens / wall seconds of the generate calls; vLLM's engine start is
 reported separately, not counted. All rows answer the same prompts greedily with the same token
 budget, so their ratios compare like with like. Results are merged into
-benchmarks/results/generation.json under the model's name.
+benchmarks/results/generation.json under ``MODEL/DTYPE``, with the CPU capability and the resolved dtype
+(``--dtype float32`` on a CPU with native bf16 measures what a CPU without it gets).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 only where native) | float32 | bfloat16")
     args = parser.parse_args()
 
     import torch
@@ -53,7 +55,10 @@ def main() -> None:
     # same prompts greedily, hence generates the same tokens, and tokens/s stays comparable.
     params = SamplingParams(max_new_tokens=args.max_new_tokens)
 
-    model, tokenizer = load_model(args.model, dtype="auto")
+    from musc_ecd.models.precision import precision_record
+
+    precision = precision_record(args.dtype)  # what `auto` resolves to on this machine, and why
+    model, tokenizer = load_model(args.model, dtype=args.dtype)
     rows: dict[str, dict] = {}
     one = HFGenerator(model, tokenizer, args.model, batch_size=1, show_progress=False)
     rows["hf_one_at_a_time"] = {"batch_size": 1, **_timed(one, requests, params)}
@@ -62,7 +67,8 @@ def main() -> None:
     del model
 
     if not args.skip_vllm and vllm_installed():
-        cfg = load_config(None, ["generation.backend=vllm", "generation.vllm.max_model_len=2048"])
+        cfg = load_config(None, ["generation.backend=vllm", "generation.vllm.max_model_len=2048",
+                                 f"model.dtype={args.dtype}"])
         started = time.perf_counter()
         vllm_generator = create_generator(args.model, cfg)
         vllm_generator.show_progress = False
@@ -77,7 +83,8 @@ def main() -> None:
         "model": args.model,
         "prompts": len(requests),
         "max_new_tokens": args.max_new_tokens,
-        "dtype": "bfloat16",
+        "dtype": precision["dtype"],
+        "precision": precision,
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, {platform.machine()})",
         "torch_threads": torch.get_num_threads(),
         "rows": rows,
@@ -85,7 +92,7 @@ def main() -> None:
         "measured_at": time.strftime("%Y-%m-%d %H:%M"),
     }
     everything = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    everything[args.model] = result
+    everything[f"{args.model}/{precision['dtype']}"] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -65,11 +65,11 @@ def _build(kind: str, model, tokenizer, rows, workdir: str, batch_size: int):
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
+    from musc_ecd.models.precision import native_bf16
     from musc_ecd.training import TokenWeightedDPOConfig, TokenWeightedDPOTrainer, completion_token_ids
-    from musc_ecd.training.run import _cpu_has_bf16
 
     on_gpu = torch.cuda.is_available()
-    bf16 = torch.cuda.is_bf16_supported() if on_gpu else _cpu_has_bf16()
+    bf16 = native_bf16("cuda" if on_gpu else "cpu")
     settings = dict(output_dir=workdir, per_device_train_batch_size=batch_size, use_cpu=not on_gpu, bf16=bf16,
                     report_to="none", gradient_checkpointing=False, max_length=4096, learning_rate=1e-5,
                     save_strategy="no", logging_steps=10_000, disable_tqdm=True)

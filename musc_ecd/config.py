@@ -39,7 +39,9 @@ class ModelConfig:
     judge: str | None = None
     """Model that judges constraint satisfaction. None = the policy."""
     dtype: DType = "auto"
-    """Weights dtype. ``auto`` = bfloat16 (fast on CPUs with AVX-512-BF16 and on GPUs)."""
+    """Weights dtype for generation, token weights and evaluation. ``auto`` = bfloat16 only where the hardware
+    computes it natively (a CUDA GPU with bf16; a CPU with AVX-512-BF16 or AMX), else float32: emulated bf16
+    is ~30x slower than fp32 on CPUs without it. The resolved choice is logged and recorded in summaries."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model repository. Off unless you trust the repository."""
 
@@ -326,7 +328,8 @@ class TrainConfig:
     curriculum: Literal["random", "easy_to_hard", "staged"] = "random"
     """Order by the pairs' ``difficulty`` (larger = harder)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """``auto``: bf16 autocast over fp32 weights where the hardware has bf16 (this CPU does), else fp32."""
+    """``auto``: bf16 autocast over fp32 master weights where the hardware computes bf16 natively (the same
+    test as ``model.dtype=auto``), else fp32."""
     gradient_checkpointing: bool = False
     save_steps: int = 50
     """Checkpoint every N optimizer steps; a rerun resumes from the last one."""

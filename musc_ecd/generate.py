@@ -13,6 +13,7 @@ from musc_ecd.errors import ConfigError
 from musc_ecd.items import load_items
 from musc_ecd.methods import get_method
 from musc_ecd.models.loading import resolve_model_path
+from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.stage import run_item_stage
 
@@ -34,7 +35,10 @@ def generate(cfg: Config, run_dir: Path) -> dict:
     def make_process():
         return method.build(ModelRoles.from_config(cfg), cfg)
 
-    summary = run_item_stage(run_dir, ARTIFACT, key, entries, make_process, method.summarize,
+    def describe(pairs, rejects):
+        return {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
+
+    summary = run_item_stage(run_dir, ARTIFACT, key, entries, make_process, describe,
                              cfg.store.commit_every, label=f"generate [{cfg.method}]")
     if hasattr(method, "write_extras"):
         method.write_extras(run_dir)

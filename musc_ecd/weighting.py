@@ -24,6 +24,7 @@ import torch
 from musc_ecd.config import Config, fingerprint
 from musc_ecd.errors import ConfigError, DataError
 from musc_ecd.items import Item
+from musc_ecd.models.precision import precision_record
 from musc_ecd.stage import run_item_stage
 from musc_ecd.store import read_jsonl
 from musc_ecd.weights import bi_kl_per_token, edit_signal, entropy_per_token, kl_per_token, normalise, pmi_per_token
@@ -52,12 +53,13 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     def make_process():
         from musc_ecd.models.loading import load_model
 
-        model, tokenizer = load_model(cfg.model.policy, dtype="float32",
+        model, tokenizer = load_model(cfg.model.policy, dtype=cfg.model.dtype,
                                       trust_remote_code=cfg.model.trust_remote_code)
         return lambda items: (weigh_pairs([pairs[i.id] for i in items], scheme, model, tokenizer, cfg), [])
 
     return run_item_stage(run_dir / "weights", "pairs", key, entries, make_process,
-                          lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source)},
+                          lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
+                                               "precision": precision_record(cfg.model.dtype)},
                           cfg.store.commit_every, label=f"weights [{scheme}]")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import DataError
 from musc_ecd.evaluation.ifeval import load_inputs, score_files
+from musc_ecd.models.precision import precision_record
 from musc_ecd.store import write_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     )
     respond(answer_cfg, out_dir)
     results = score_files(prompts, out_dir / "responses.jsonl")
-    results.update({"eval_set": str(source), "model": cfg.model.policy, "adapter": options.adapter, "name": name})
+    results.update({"eval_set": str(source), "model": cfg.model.policy, "adapter": options.adapter, "name": name,
+                    "precision": precision_record(cfg.model.dtype)})
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items()))
     return results
@@ -71,12 +73,14 @@ def _merged_model(cfg: Config, run_dir: Path) -> str:
         return str(target)
     from peft import PeftModel
 
-    from musc_ecd.models.loading import load_model
+    from musc_ecd.models.loading import load_model, torch_dtype
 
+    # Merged in fp32 (the LoRA delta is small next to the weights), saved in the precision the answering
+    # backend will load: bf16 only where it is native.
     base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
                                  device="cpu")
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged.to(dtype=base.dtype).save_pretrained(target)
+    merged.to(dtype=torch_dtype(cfg.model.dtype)).save_pretrained(target)
     tokenizer.save_pretrained(target)
     write_atomic(stamp, json.dumps({"adapter": str(adapter.resolve()), "sha256_12": digest}) + "\n")
     log.info("merged adapter %s into %s", adapter, target)

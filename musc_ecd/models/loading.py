@@ -136,21 +136,27 @@ def _from_hub(repo_id: str) -> Path:
 
 
 def torch_dtype(name: str):
+    """The torch dtype for a dtype name; ``auto`` is resolved by the hardware (``precision.resolve_dtype``)."""
     import torch
 
-    return {"auto": torch.bfloat16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-            "float16": torch.float16}[name]
+    from musc_ecd.models.precision import resolve_dtype
+
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[resolve_dtype(name)]
 
 
 def load_model(spec: str, dtype: str = "auto", trust_remote_code: bool = False, device: str | None = None):
-    """Load ``(model, tokenizer)`` for ``spec``, in eval mode, on ``device`` (default: cuda if present)."""
+    """Load ``(model, tokenizer)`` for ``spec``, in eval mode, on ``device`` (default: cuda if present).
+
+    ``dtype="auto"`` is bf16 only where ``device`` computes it natively, else fp32 (``precision``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from musc_ecd.models.precision import default_device, resolve_dtype
+
     path = resolve_model_path(spec)
+    device = device or default_device()
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code
+        path, dtype=getattr(torch, resolve_dtype(dtype, device)), trust_remote_code=trust_remote_code
     )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer

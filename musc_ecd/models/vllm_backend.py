@@ -49,6 +49,7 @@ class VLLMGenerator:
         from transformers import AutoTokenizer
 
         from musc_ecd.models.loading import resolve_model_path
+        from musc_ecd.models.precision import resolve_dtype
 
         path = resolve_model_path(model_spec)
         on_gpu = torch.cuda.is_available()
@@ -63,7 +64,7 @@ class VLLMGenerator:
             from vllm import LLM
         except Exception as exc:  # a broken install (e.g. CUDA torchvision on CPU) fails here
             raise BackendUnavailableError(f"vLLM is installed but cannot be imported: {exc}") from None
-        dtype = "bfloat16" if cfg.model.dtype == "auto" else cfg.model.dtype
+        dtype = resolve_dtype(cfg.model.dtype, "cuda" if on_gpu else "cpu")
         llm = LLM(
             model=str(path),
             dtype=dtype,

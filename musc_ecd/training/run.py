@@ -98,6 +98,7 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
     from transformers.trainer_utils import get_last_checkpoint
 
     from musc_ecd.models.loading import load_model
+    from musc_ecd.models.precision import precision_record
     from musc_ecd.training.callbacks import MetricsJsonl
     from musc_ecd.training.trainer import NonFiniteLossError, TokenWeightedDPOTrainer
 
@@ -138,6 +139,8 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
         "resumed_from": checkpoint,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "precision": "bf16" if args.bf16 else "fp32",
+        "precision_detail": {**precision_record(cfg.model.dtype), "weights_dtype": str(model.dtype).split(".")[-1],
+                             "autocast_bf16": bool(args.bf16)},
         "final_metrics": metrics.last,
     }
     if trainer.is_world_process_zero():
@@ -149,12 +152,13 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
 def _trainer_args(cfg: Config, work_dir: Path):
     import torch
 
+    from musc_ecd.models.precision import resolve_dtype
     from musc_ecd.training.trainer import TokenWeightedDPOConfig
 
     settings = cfg.train
     on_gpu = torch.cuda.is_available()
-    if settings.precision == "auto":
-        bf16 = torch.cuda.is_bf16_supported() if on_gpu else _cpu_has_bf16()
+    if settings.precision == "auto":  # bf16 autocast where it is native, over fp32 master weights
+        bf16 = resolve_dtype("auto", "cuda" if on_gpu else "cpu") == "bfloat16"
     else:
         bf16 = settings.precision == "bf16"
     return TokenWeightedDPOConfig(
@@ -191,15 +195,6 @@ def _lora(cfg: Config):
     lora = cfg.train.lora
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                       target_modules=lora.target_modules, task_type="CAUSAL_LM")
-
-
-def _cpu_has_bf16() -> bool:
-    """AVX-512 BF16 (or AMX) makes bf16 autocast faster than fp32 on CPU; without it, it is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _checkpoint_step(checkpoint: str | None) -> int | None:
