@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from musc_ecd.items import Item, Reject
-from musc_ecd.store import StageStore, item_id
+from musc_ecd.store import StageStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def run_item_stage(run_dir: Path, artifact: str, fingerprint: str, entries: Sequ
             log.info("%s for these %d items is complete in %s; nothing to do", label, len(item_ids), run_dir)
             return json.loads((run_dir / "summary.json").read_text())
         done = store.done_ids()
-        store.commit(rejected=[e.to_json() for e in entries if isinstance(e, Reject) and e.id not in done])
+        load_rejects = [e.to_json() for e in entries if isinstance(e, Reject) and e.id not in done]
+        store.commit(rejected=load_rejects)
         pending = [e for e in entries if isinstance(e, Item) and e.id not in done]
         log.info("%d items: %d already done, %d to do", len(item_ids), len(done & set(item_ids)), len(pending))
         if pending:
@@ -48,12 +49,11 @@ def run_item_stage(run_dir: Path, artifact: str, fingerprint: str, entries: Sequ
                 for start in range(0, len(pending), chunk_size):
                     chunk = pending[start : start + chunk_size]
                     accepted, rejected = process(chunk)
-                    store.commit(accepted=accepted, rejected=rejected)
+                    # Every item of the chunk is done with this commit, even one that produced no record.
+                    store.commit(accepted=accepted, rejected=rejected, items=[item.id for item in chunk])
                     progress.update(len(chunk))
             log.info("%s: %d items in %.1f s", label, len(pending), time.perf_counter() - started)
-        wanted = set(item_ids)
-        accepted = [r for r in store.accepted.records.values() if item_id(r) in wanted]
-        rejected = [r for r in store.rejected.records.values() if item_id(r) in wanted]
+        accepted, rejected = store.records(item_ids)
         summary = store.finalise(item_ids, describe(accepted, rejected))
     log.info("wrote %s (%d accepted, %d rejected)", store.artifact_path, summary["accepted"], summary["rejected"])
     return summary

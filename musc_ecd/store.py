@@ -3,18 +3,20 @@
 Layout of one stage's directory (a command's ``run_dir``):
 
     NAME.parts/meta.json        what made these parts (config fingerprint); checked on resume
-    NAME.parts/shard-00000.jsonl  accepted records, appended by the first session
-    NAME.parts/shard-00001.jsonl  ... by the next session after a resume
-    rejects.parts/...            rejected items, same mechanism
+    NAME.parts/shard-00000.jsonl  commits of the first session, one line each
+    NAME.parts/shard-00001.jsonl  ... of the next session after a resume
     NAME.jsonl                   the finished artifact, in input order (written atomically)
     rejects.jsonl, summary.json  rejected items with reasons; counts by reason
     manifest.json                written last: its presence means the stage finished
 
-Durability: a commit writes a batch of whole lines, flushes and fsyncs. A kill can leave only the
-last line of a shard torn; opening the store truncates a torn tail, so that item is simply redone.
-Every record carries a stable ``id`` (and, when an item yields several records, the ``item_id`` they
-share); resume skips items already stored, so nothing is duplicated or
-lost, and the finished artifact is ordered by the input's ids, so it equals an uninterrupted run's.
+Durability: each item is *one line* holding its id and all its records, accepted and rejected
+(``{"items", "accepted", "rejected"}``); a commit writes its items' lines, flushes and fsyncs. An item
+is done exactly when the line naming it is durable, so an item with both kinds of records (some ECD
+rounds kept, others rejected) can never be half-stored. A kill can leave only the last line torn;
+opening the store truncates a torn tail, so its items are simply redone. Every record carries a
+stable ``id`` (and, when an item yields several records, the ``item_id`` they share); resume skips
+items already stored, so nothing is duplicated or lost, and the finished artifact is ordered by the
+input's ids, so it equals an uninterrupted run's.
 The parts are kept after finishing: extending a run to more items (a larger ``data.limit``) reuses
 them.
 """
@@ -93,14 +95,22 @@ class DirectoryLock:
         self.release()
 
 
-class ShardedJsonl:
-    """Append-only sharded JSONL of records keyed by ``id``; see the module docstring."""
+class Journal:
+    """Append-only sharded JSONL of *commits*; see the module docstring.
+
+    Each line is one item — ``{"items": [id], "accepted": [...], "rejected": [...]}`` — so an item's
+    records (an ECD seed's kept rounds and its rejected ones, an APC prompt's pairs and rejects) become
+    durable together or not at all: a kill can only tear the last line, which is dropped on the next
+    start, and its item is redone. A commit writes its items' lines at once and fsyncs once.
+    """
 
     def __init__(self, parts_dir: Path, fingerprint: str):
         self.parts_dir = parts_dir
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self._check_fingerprint(fingerprint)
-        self.records: dict[str, dict] = {}
+        self.accepted: dict[tuple[str, str], dict] = {}  # (item, record id) -> record
+        self.rejected: dict[tuple[str, str], dict] = {}
+        self.items: set[str] = set()
         self.repaired_lines = 0
         for shard in sorted(self.parts_dir.glob("shard-*.jsonl")):
             self._load_shard(shard)
@@ -126,31 +136,44 @@ class ShardedJsonl:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                entry = json.loads(line)
             except json.JSONDecodeError:
                 # Only the tail can be torn; a bad line inside a shard means outside tampering.
                 raise RunDirConflictError(f"{shard}:{line_no} is not valid JSON; the run store is damaged") from None
-            self.records.setdefault(record["id"], record)
+            self._apply(entry.get("items", []), entry.get("accepted", []), entry.get("rejected", []))
         if good_end < len(data):
             self.repaired_lines += 1
-            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted write",
+            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted write; its items are redone",
                         shard, len(data) - good_end)
             with open(shard, "r+b") as handle:
                 handle.truncate(good_end)
                 os.fsync(handle.fileno())
 
-    def commit(self, records: Sequence[dict]) -> int:
-        """Durably append the records whose id is not stored yet; return how many were new."""
-        fresh = [r for r in records if r["id"] not in self.records]
+    def _apply(self, items: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> None:
+        for record in accepted:
+            self.accepted.setdefault((item_id(record), record["id"]), record)
+        for record in rejected:
+            self.rejected.setdefault((item_id(record), record["id"]), record)
+        self.items.update(items)
+
+    def commit(self, items: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> int:
+        """Durably append the ``items`` not stored yet, one line each with all its records; return how many."""
+        fresh = [i for i in dict.fromkeys(items) if i not in self.items]
         if not fresh:
             return 0
+        by_item: dict[str, dict] = {i: {"items": [i], "accepted": [], "rejected": []} for i in fresh}
+        for kind, records in (("accepted", accepted), ("rejected", rejected)):
+            for record in records:
+                if item_id(record) in by_item:
+                    by_item[item_id(record)][kind].append(record)
         if self._handle is None:
             self._handle = open(self._shard_path, "a", encoding="utf-8")
-        self._handle.write("".join(_dumps(r) + "\n" for r in fresh))
+        # One line per item: an item's records are durable together or not at all.
+        self._handle.write("".join(_dumps(entry) + "\n" for entry in by_item.values()))
         self._handle.flush()
         os.fsync(self._handle.fileno())  # a commit is durable once this returns
-        for record in fresh:
-            self.records[record["id"]] = record
+        for entry in by_item.values():
+            self._apply(entry["items"], entry["accepted"], entry["rejected"])
         return len(fresh)
 
     def close(self) -> None:
@@ -171,8 +194,11 @@ class StageStore:
         self.artifact = artifact
         self.fingerprint = fingerprint
         self._lock = DirectoryLock(self.stage_dir, artifact)
-        self.accepted = ShardedJsonl(self.stage_dir / f"{artifact}.parts", fingerprint)
-        self.rejected = ShardedJsonl(self.stage_dir / f"{REJECTS}.parts", fingerprint)
+        try:
+            self.journal = Journal(self.stage_dir / f"{artifact}.parts", fingerprint)
+        except BaseException:
+            self._lock.release()
+            raise
 
     # -- paths
     @property
@@ -183,11 +209,20 @@ class StageStore:
     def manifest_path(self) -> Path:
         return self.stage_dir / "manifest.json"
 
+    @property
+    def repaired_lines(self) -> int:
+        return self.journal.repaired_lines
+
     # -- state
     def done_ids(self) -> set[str]:
-        """Ids of the *items* already handled (a record's ``item_id``, else its ``id``)."""
-        return {item_id(r) for r in self.accepted.records.values()} | {
-            item_id(r) for r in self.rejected.records.values()}
+        """Ids of the *items* already handled: those of every durable commit."""
+        return set(self.journal.items)
+
+    def records(self, item_ids: Iterable[str] | None = None) -> tuple[list[dict], list[dict]]:
+        """(accepted, rejected) records, of ``item_ids`` only when given, in the order they were made."""
+        wanted = None if item_ids is None else set(item_ids)
+        return tuple([r for (item, _), r in table.items() if wanted is None or item in wanted]  # type: ignore
+                     for table in (self.journal.accepted, self.journal.rejected))
 
     def is_complete(self, item_ids: Sequence[str]) -> bool:
         """True when a manifest for exactly these items and this config exists."""
@@ -196,10 +231,16 @@ class StageStore:
         manifest = json.loads(self.manifest_path.read_text())
         return manifest.get("fingerprint") == self.fingerprint and manifest.get("items_sha256") == _ids_hash(item_ids)
 
-    def commit(self, accepted: Sequence[dict] = (), rejected: Sequence[dict] = ()) -> None:
-        # Rejects first: if the kill falls between the two, an item is at worst redone, never lost.
-        self.rejected.commit(rejected)
-        self.accepted.commit(accepted)
+    def commit(self, accepted: Sequence[dict] = (), rejected: Sequence[dict] = (),
+               items: Sequence[str] | None = None) -> int:
+        """Make ``items`` (default: the items the records belong to) done, with their records, as one unit;
+        items already done are skipped. Returns the number of items newly done."""
+        if items is None:
+            items = [item_id(r) for r in (*accepted, *rejected)]
+        strays = {item_id(r) for r in (*accepted, *rejected)} - set(items)
+        if strays:  # a record of an item this commit does not finish would be silently lost
+            raise ValueError(f"records of items not in this commit: {sorted(strays)[:3]}")
+        return self.journal.commit(items, accepted, rejected)
 
     def finalise(self, item_ids: Sequence[str], summary_extra: dict | None = None) -> dict:
         """Write the artifact (in ``item_ids`` order), rejects, summary, and last the manifest."""
@@ -211,8 +252,7 @@ class StageStore:
             raise RuntimeError(
                 f"cannot finalise {self.artifact}: {len(missing)} items have no result, e.g. {missing[0]}"
             )
-        accepted = _in_item_order(self.accepted.records.values(), wanted)
-        rejected = _in_item_order(self.rejected.records.values(), wanted)
+        accepted, rejected = (_in_item_order(records, wanted) for records in self.records(wanted))
         write_jsonl_atomic(self.artifact_path, accepted)
         write_jsonl_atomic(self.stage_dir / f"{REJECTS}.jsonl", rejected)
         summary = {
@@ -237,8 +277,7 @@ class StageStore:
         return summary
 
     def close(self) -> None:
-        self.accepted.close()
-        self.rejected.close()
+        self.journal.close()
         self._lock.release()
 
     def __enter__(self) -> StageStore:

@@ -38,7 +38,7 @@ def test_resume_skips_done_and_never_duplicates(tmp_path):
         store.commit(accepted=_records(["a", "b"]))
     with StageStore(tmp_path, "pairs", "fp") as store:
         assert store.done_ids() == {"a", "b"}
-        assert store.accepted.commit(_records(["b", "c"])) == 1  # b is already stored
+        assert store.commit(accepted=_records(["b", "c"])) == 1  # b is already stored
         store.finalise(["a", "b", "c"])
     assert [r["id"] for r in read_jsonl(tmp_path / "pairs.jsonl")] == ["a", "b", "c"]
     assert len(list((tmp_path / "pairs.parts").glob("shard-*.jsonl"))) == 2  # one shard per session
@@ -52,8 +52,74 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path):
         handle.write('{"id": "c", "val')  # what a kill in the middle of a write leaves
     with StageStore(tmp_path, "pairs", "fp") as store:
         assert store.done_ids() == {"a", "b"}
-        assert store.accepted.repaired_lines == 1
+        assert store.repaired_lines == 1
     assert shard.read_text().endswith("}\n")
+
+
+def _item_records(item: str, kept: int, dropped: int) -> tuple[list[dict], list[dict]]:
+    """What an ECD seed yields: some rounds kept as pairs, others rejected, all sharing the item id."""
+    accepted = [{"id": f"{item}#r{k}", "item_id": item, "pair": k} for k in range(1, kept + 1)]
+    rejected = [{"id": f"{item}#r{k}", "item_id": item, "reason": "drift"} for k in range(kept + 1, kept + dropped + 1)]
+    return accepted, rejected
+
+
+def test_a_kill_inside_commit_loses_no_pair_of_an_item_with_rejects(tmp_path, monkeypatch):
+    """The process dies while an item with both kinds of records is being committed, just before its
+    accepted pair is serialised (the old store had already fsynced the item's rejects by then, so the item
+    counted as done and its pair was never written). On resume every item's pairs are present, none twice."""
+    import musc_ecd.store as store_module
+
+    items = [f"seed-{i}" for i in range(4)]
+    real_dumps = store_module._dumps
+
+    def dies_at_the_pair_of_seed_1(record):
+        text = real_dumps(record)
+        if '"seed-1#r1"' in text and '"pair"' in text:
+            raise KeyboardInterrupt  # the kill
+        return text
+
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        store.commit(*_item_records(items[0], kept=2, dropped=1))
+        monkeypatch.setattr(store_module, "_dumps", dies_at_the_pair_of_seed_1)
+        with pytest.raises(KeyboardInterrupt):
+            store.commit(*_item_records(items[1], kept=1, dropped=2))
+    monkeypatch.undo()
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        assert store.done_ids() == {items[0]}  # the interrupted commit finished nothing
+        for item in items[1:]:
+            if item not in store.done_ids():
+                store.commit(*_item_records(item, kept=1, dropped=2))
+        store.finalise(items)
+    pairs = read_jsonl(tmp_path / "pairs.jsonl")
+    assert [p["id"] for p in pairs] == ["seed-0#r1", "seed-0#r2", "seed-1#r1", "seed-2#r1", "seed-3#r1"]
+    rejects = read_jsonl(tmp_path / "rejects.jsonl")
+    assert len(rejects) == 1 + 2 * 3 and len({(r["item_id"], r["id"]) for r in rejects}) == len(rejects)
+
+
+def test_a_torn_line_redoes_only_its_item(tmp_path):
+    """Half of the last item's line reached the disk: that item is redone, its commit mates are kept."""
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        store.commit(*_item_records("seed-0", kept=1, dropped=1))
+        store.commit(*[a + b for a, b in zip(_item_records("seed-1", 1, 1), _item_records("seed-2", 2, 0),
+                                             strict=True)])
+    shard = next((tmp_path / "pairs.parts").glob("shard-*.jsonl"))
+    data = shard.read_bytes()
+    shard.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1 + 40])  # the last commit, torn
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        assert store.done_ids() == {"seed-0", "seed-1"} and store.repaired_lines == 1
+
+
+def test_commit_with_records_of_another_item_is_an_error(tmp_path):
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        with pytest.raises(ValueError, match="not in this commit"):
+            store.commit(accepted=_records(["a"]), items=["b"])
+
+
+def test_an_item_without_records_is_done_once_committed(tmp_path):
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        store.commit(items=["a"])
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        assert store.done_ids() == {"a"}
 
 
 def test_different_config_is_refused(tmp_path):
