@@ -287,6 +287,23 @@ class StageStore:
         self.close()
 
 
+def file_sha256(path: Path) -> str:
+    """Content hash of an artifact a stage reads: what keys that stage's output besides its config."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def retire(path: Path, reason: str) -> Path:
+    """Move a stale output (made from an input that has since changed) aside, keeping it, not deleting it."""
+    target = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(target)
+    log.warning("%s is stale (%s); moved to %s and redoing it", path, reason, target.name)
+    return target
+
+
 def item_id(record: dict) -> str:
     """The item a record belongs to: its ``item_id`` when an item yields several records, else its ``id``."""
     return record.get("item_id", record["id"])

@@ -12,11 +12,15 @@ forward passes of the policy over the fixed responses — no generation — with
 - ``uniform``: all ones.
 
 Reads ``RUN_DIR/pairs.jsonl`` (or ``train.pairs``); writes ``RUN_DIR/weights/pairs.jsonl`` (the same
-pairs plus the two columns and ``meta.weights``), resumably, through the run store.
+pairs plus the two columns, ``meta.weights`` and ``item_id`` = ``PAIR_ID@CONTENT_HASH``), resumably, through
+the run store. Items are keyed by each pair's content, so a changed or added pair is (re)weighed and the
+others are reused: the stage can never serve weights of pairs that no longer exist.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -47,7 +51,10 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                               f"corrupted instruction, but {len(lacking)} pair(s) (e.g. {lacking[0]}) carry no "
                               "corrupted instruction (only MuSC coarse pairs do); use train.weights=edit for them, "
                               "or train.weights_fallback=edit")
-    entries = [Item(pid, "", index + 1) for index, pid in enumerate(pairs)]
+    # An item is a pair *at its content*: a pair that changed (regenerated, edited) is weighed again, one
+    # that did not is reused, and new pairs (a larger data.limit) are added, all under one config key.
+    by_key = {content_key(pair): pair for pair in pairs.values()}
+    entries = [Item(key, "", index + 1) for index, key in enumerate(by_key)]
     key = fingerprint(cfg, ("seed", "model", "train"))
 
     def make_process():
@@ -55,12 +62,23 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
 
         model, tokenizer = load_model(cfg.model.policy, dtype=cfg.model.dtype,
                                       trust_remote_code=cfg.model.trust_remote_code)
-        return lambda items: (weigh_pairs([pairs[i.id] for i in items], scheme, model, tokenizer, cfg), [])
+
+        def process(items):
+            weighted = weigh_pairs([by_key[i.id] for i in items], scheme, model, tokenizer, cfg)
+            return [{**pair, "item_id": item.id} for item, pair in zip(items, weighted, strict=True)], []
+
+        return process
 
     return run_item_stage(run_dir / "weights", "pairs", key, entries, make_process,
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
                           cfg.store.commit_every, label=f"weights [{scheme}]")
+
+
+def content_key(pair: dict) -> str:
+    """``id@hash``: the weights stage's item, a pair id together with a hash of the pair's content."""
+    blob = json.dumps(pair, sort_keys=True, ensure_ascii=False)
+    return f"{pair['id']}@{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
@@ -87,7 +105,7 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
         else:
             raw = {"chosen": next(signals), "rejected": next(signals)}
         # Each pair is its own item in the weights stage: drop the generator's grouping key (``item_id``,
-        # e.g. an ECD seed with one pair per round), which would merge several pairs into one item.
+        # e.g. an ECD seed with one pair per round); the stage sets its own (``content_key``).
         weighted = {key: value for key, value in pair.items() if key != "item_id"}
         for side in ("chosen", "rejected"):
             weighted[f"{side}_weights"] = [round(float(w), 5) for w in normalise(raw[side], cfg.train.w_max)]

@@ -221,3 +221,26 @@ def test_evaluate_base_model(tmp_path, eval_set):
     assert main(["evaluate", QUICKSTART, *TINY, *extra, f"run_dir={tmp_path}"]) == 0
     results = json.loads((tmp_path / "eval" / "base" / "results.json").read_text())
     assert results["num_prompts"] == 4 and 0 <= results["metrics"]["inst_level_loose_acc"] <= 1
+
+
+def test_raising_data_limit_retrains_on_the_extended_pairs(tmp_path):
+    """No stale stage: generate extends the pairs, and weights, train and the trained evaluation follow
+    their input (the pairs' content), not only their config."""
+    run_dir = tmp_path / "grow"
+    small = [*TINY, "data.limit=3", f"run_dir={run_dir}"]
+    assert main(["run", QUICKSTART, *small]) == 0
+    first = json.loads((run_dir / "model" / "manifest.json").read_text())
+    first_pairs = len(read_jsonl(run_dir / "generate" / "pairs.jsonl"))
+    answered_by = json.loads((run_dir / "eval" / "own" / "trained" / "model.json").read_text())["model"]
+    assert main(["run", QUICKSTART, *TINY, "data.limit=6", f"run_dir={run_dir}"]) == 0
+    pairs = read_jsonl(run_dir / "generate" / "pairs.jsonl")
+    weighted = read_jsonl(run_dir / "weights" / "pairs.jsonl")
+    second = json.loads((run_dir / "model" / "manifest.json").read_text())
+    assert len(pairs) > first_pairs, "the larger limit must add pairs for this test to mean anything"
+    assert [w["id"] for w in weighted] == [p["id"] for p in pairs]
+    assert second["summary"]["pairs"] == len(pairs) != first["summary"]["pairs"]
+    assert second["pairs_sha256"] != first["pairs_sha256"]
+    assert list(run_dir.glob("model.stale-*/manifest.json"))  # the old model is kept aside, not deleted
+    assert json.loads((run_dir / "eval" / "own" / "trained" / "model.json").read_text())["model"] != answered_by
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["pairs"] == len(pairs)

@@ -19,7 +19,7 @@ from musc_ecd.config import Config
 from musc_ecd.errors import DataError
 from musc_ecd.evaluation.ifeval import load_inputs, score_files
 from musc_ecd.models.precision import precision_record
-from musc_ecd.store import write_atomic, write_jsonl_atomic
+from musc_ecd.store import retire, write_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     out_dir = run_dir / "eval" / name
     source = Path(options.ifeval_path) if options.ifeval_path else own_eval_set()
     inputs = load_inputs(source)[: options.limit]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    model = _merged_model(cfg, run_dir) if options.adapter else cfg.model.policy
+    _retire_answers_of_another_model(out_dir, model)
     prompts = out_dir / "prompts.jsonl"  # exactly the prompts evaluated (after eval.limit)
     write_jsonl_atomic(prompts, inputs)
-    model = _merged_model(cfg, run_dir) if options.adapter else cfg.model.policy
     answer_cfg = dataclasses.replace(
         cfg,
         model=dataclasses.replace(cfg.model, policy=model),
@@ -55,6 +55,16 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items()))
     return results
+
+
+def _retire_answers_of_another_model(out_dir: Path, model: str) -> None:
+    """Answers are keyed by the model that wrote them: a retrained adapter (a new merged directory) makes the
+    old answers stale, so they are moved aside and the set is answered again."""
+    stamp = out_dir / "model.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("model") != model:
+        retire(out_dir, f"answered by {json.loads(stamp.read_text()).get('model')}, not {model}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(stamp, json.dumps({"model": model}) + "\n")
 
 
 def _merged_model(cfg: Config, run_dir: Path) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from musc_ecd.config import Config, fingerprint
 from musc_ecd.errors import ConfigError, DataError, RunDirConflictError, TrainingDivergedError
-from musc_ecd.store import DirectoryLock, read_jsonl, write_atomic
+from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,43 @@ def train(cfg: Config, run_dir: Path) -> dict:
         pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
     model_dir, work_dir = run_dir / "model", run_dir / "train"
     key = fingerprint(cfg, ("seed", "model", "train"))
+    if not pairs_path.is_file():
+        raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
+    source = file_sha256(pairs_path)  # the model is keyed by the pairs it learnt from, not only the config
     # Under `accelerate launch` every rank runs this; rank 0 alone holds the lock and writes the manifest.
     main_process = int(os.environ.get("RANK", "0")) == 0
     with DirectoryLock(run_dir, "train") if main_process else contextlib.nullcontext():
         manifest = model_dir / "manifest.json"
         if manifest.is_file():
             done = json.loads(manifest.read_text())
-            if done.get("fingerprint") == key:
+            if done.get("fingerprint") != key:
+                raise RunDirConflictError(f"{model_dir} holds a model trained with a different config; "
+                                          "use another run_dir or delete it")
+            if done.get("pairs_sha256") == source:
                 log.info("the trained model in %s is complete; nothing to do", model_dir)
                 return done["summary"]
-            raise RunDirConflictError(f"{model_dir} holds a model trained with a different config; "
-                                      "use another run_dir or delete it")
+            if main_process:  # same config, other pairs (e.g. data.limit raised): the model is stale
+                retire(model_dir, f"trained on other pairs than {pairs_path} now holds")
+        _retire_checkpoints_of_other_pairs(work_dir, source, main_process)
         rows = within_budget(load_pairs(pairs_path), cfg.train.max_pairs, cfg.seed)
         if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
             raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on every "
                               f"pair, and {pairs_path} has pairs without one")
         summary = _fit(cfg, rows, work_dir, model_dir, pairs_path)
         if main_process:
-            write_atomic(manifest, json.dumps({"fingerprint": key, "summary": summary}, indent=2) + "\n")
+            write_atomic(manifest, json.dumps({"fingerprint": key, "pairs_sha256": source, "summary": summary},
+                                              indent=2) + "\n")
     return summary
+
+
+def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process: bool) -> None:
+    """Checkpoints resume only training on the same pairs; ``train/pairs.json`` says which they were."""
+    stamp = work_dir / "pairs.json"
+    if main_process and stamp.is_file() and json.loads(stamp.read_text()).get("pairs_sha256") != source:
+        retire(work_dir, "its checkpoints were trained on other pairs")
+    if main_process:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
 
 
 def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path) -> dict:
