@@ -146,8 +146,12 @@ class MuscCoarseConfig:
     rewrite_max_tokens: int = 64
     respond_max_tokens: int = 512
     self_judge_filter: bool = False
-    """Keep a pair only if the policy judges that `rejected` fails at least one corrupted constraint."""
+    """Keep a pair only if the judge (``model.judge``, the policy unless named) finds that `rejected` fails at
+    least one corrupted constraint of the original instruction."""
+    judge_temperature: float = 0.1
     judge_max_tokens: int = 128
+    judge_stop: list[str] = field(default_factory=list)
+    """Stop strings for the judge's ``Analysis: … Answer: Yes|No`` (the text ends before the first one)."""
 
     def __post_init__(self) -> None:
         _check(0 < self.drop_ratio <= 1, "musc.drop_ratio", self.drop_ratio, "a number in (0, 1]")
@@ -171,7 +175,12 @@ class MuscFineConfig:
     """Score of a judge verdict that cannot be parsed (0.9 as released)."""
     respond_max_tokens: int = 512
     judge_max_tokens: int = 128
+    judge_stop: list[str] = field(default_factory=list)
+    """Stop strings for the judge (the text ends before the first one)."""
     correct_max_tokens: int = 512
+    min_revision_kept: float = 0.5
+    """A revision must keep at least this share of the rejected answer's words (in order) to count as the
+    minimal correction chosen is meant to be; less is a rewrite and a counted reject (0 = off)."""
     share: float = 0.5
     """``method=musc``: the share of seeds that go to the fine builder (the rest: coarse)."""
 
@@ -179,6 +188,8 @@ class MuscFineConfig:
         _check(0 <= self.share <= 1, "musc_fine.share", self.share, "a number in [0, 1]")
         _check(self.samples >= 2, "musc_fine.samples", self.samples, "an integer >= 2")
         _check(0 <= self.unparsable_score <= 1, "musc_fine.unparsable_score", self.unparsable_score,
+               "a number in [0, 1]")
+        _check(0 <= self.min_revision_kept <= 1, "musc_fine.min_revision_kept", self.min_revision_kept,
                "a number in [0, 1]")
 
 
@@ -215,7 +226,10 @@ class EcdConfig:
     evolve_max_tokens: int = 192
     respond_temperature: float = 0.7
     respond_max_tokens: int = 384
+    judge_temperature: float = 0.1
     judge_max_tokens: int = 128
+    judge_stop: list[str] = field(default_factory=list)
+    """Stop strings for the judge (the text ends before the first one)."""
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, "ecd.rounds", self.rounds, "an integer >= 1")
@@ -432,6 +446,19 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
     check_method_name(cfg.method)  # an unknown method fails here, before any model loads
     return cfg
+
+
+def from_dict(tree: dict, source: str = "a saved config") -> Config:
+    """A typed ``Config`` from a (possibly partial) mapping, e.g. a run's ``config.yaml`` read as data."""
+    from omegaconf import OmegaConf
+
+    merged = _merge(OmegaConf.structured(Config), OmegaConf.create(tree or {}), source)
+    try:
+        return OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"config error: {_first_line(exc)}") from None
 
 
 def _merge(base, layer, source: str):

@@ -6,16 +6,19 @@ Writes ``RUN_DIR/pairs.jsonl`` (TRL's conversational ``prompt``/``chosen``/``rej
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from musc_ecd.config import Config, fingerprint
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import load_items
-from musc_ecd.methods import get_method
+from musc_ecd.methods import check_roles, get_method
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.stage import run_item_stage
+
+log = logging.getLogger(__name__)
 
 ARTIFACT = "pairs"
 
@@ -27,7 +30,8 @@ def generate(cfg: Config, run_dir: Path) -> dict:
                           "(JSONL, CSV or a datasets directory)")
     if hasattr(method, "check"):
         method.check(cfg)
-    for spec in _model_specs(cfg):
+    check_roles(cfg)  # a named role the method never calls is refused: no result may claim it
+    for spec in dict.fromkeys(m for use in method.roles(cfg) for m in use.models):
         resolve_model_path(spec)  # fail on a missing model (any role) before any work
     entries = load_items(cfg.data.seeds, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
     key = fingerprint(cfg, ("seed", "method", "model", "generation", "data", *METHOD_SECTIONS[cfg.method]))
@@ -36,7 +40,11 @@ def generate(cfg: Config, run_dir: Path) -> dict:
         return method.build(ModelRoles.from_config(cfg), cfg)
 
     def describe(pairs, rejects):
-        return {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
+        summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
+        warnings = list(_warnings(summary))
+        for warning in warnings:
+            log.warning("%s", warning)
+        return {**summary, "warnings": warnings}
 
     summary = run_item_stage(run_dir, ARTIFACT, key, entries, make_process, describe,
                              cfg.store.commit_every, label=f"generate [{cfg.method}]")
@@ -56,10 +64,10 @@ METHOD_SECTIONS = {
 }
 
 
-def _model_specs(cfg: Config) -> list[str]:
-    """Every model the method may load: the policy and whichever roles it uses."""
-    uses = {"ecd": ["teacher", "judge"], "apc": []}.get(cfg.method, [])
-    specs = [cfg.model.policy, *(cfg.model.role(role) for role in uses)]
-    if cfg.method == "apc":
-        specs += cfg.model.responders
-    return list(dict.fromkeys(specs))
+def _warnings(tree) -> list[str]:
+    """Every ``warning`` a method's summary raises (e.g. a judge whose verdicts are mostly unparsable)."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("warning"), str):
+            yield tree["warning"]
+        for value in tree.values():
+            yield from _warnings(value)

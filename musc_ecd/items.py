@@ -35,6 +35,9 @@ class Reject:
     line: int | None = None
     item_id: str | None = None
     """Set when an item can have several records (e.g. one per ECD round): the item they belong to."""
+    judge: dict | None = None
+    """Counts of the judge verdicts given for this item before it was rejected (yes / no / unparsable), so a
+    summary's judge health covers every verdict, not only those of kept pairs."""
 
     def to_json(self) -> dict:
         record = {"id": self.id, "stage": self.stage, "reason": self.reason, "detail": self.detail}
@@ -42,6 +45,8 @@ class Reject:
             record["line"] = self.line
         if self.item_id is not None:
             record["item_id"] = self.item_id
+        if self.judge is not None:
+            record["judge"] = self.judge
         return record
 
 

@@ -82,7 +82,10 @@ def test_roles_say_who_wrote_the_data():
     assert roles(cfg("ecd", teacher="t", evolver="teacher", responder="policy")) == "teacher:t (evolver)"
     assert roles(cfg("ecd", teacher="t", judge="j")) == "teacher:t+judge:j"
     assert roles(cfg("apc", responders=["big", "p", "tiny"])) == "responders:big>p>tiny"
-    assert roles(cfg("musc_fine", teacher="t")) == "teacher:t"
+    # A named role the method never calls is not claimed (generate refuses such a config): MuSC calls no teacher.
+    assert roles(cfg("musc_fine", teacher="t")) == "self"
+    assert roles(cfg("musc_fine", judge="j")) == "judge:j"  # MuSC's judge is model.judge when named
+    assert roles(cfg("musc_coarse", judge="j")) == "self"  # the coarse judge filter is off by default
 
 
 def test_report_table_values(runs_dir, capsys):

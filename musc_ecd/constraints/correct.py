@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from musc_ecd.prompts import load_template
@@ -12,11 +13,26 @@ def correct_request(instruction: str, response: str, violated: Sequence[str]) ->
     return load_template("correct").chat(instruction=instruction, response=response, violated=listing)
 
 
-def parse_revision(text: str, original: str) -> tuple[str | None, str]:
-    """(revision, "") or (None, reason): an empty or unchanged revision teaches nothing."""
+def kept_share(original: str, revision: str) -> float:
+    """Share of the original answer's words that the revision keeps, in order (difflib's matching blocks)."""
+    before, after = original.split(), revision.split()
+    if not before:
+        return 0.0
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(before)
+
+
+def parse_revision(text: str, original: str, min_kept: float = 0.0) -> tuple[str | None, str]:
+    """(revision, "") or (None, reason). Rejected: an empty or unchanged revision (teaches nothing), a copy of
+    the template's demonstration answer, and one that keeps less than ``min_kept`` of the answer's words —
+    a rewrite, not the minimal correction MuSC's fine pairs are made of."""
     revision = text.strip()
     if not revision:
         return None, "revision_empty"
     if " ".join(revision.split()) == " ".join(original.split()):
         return None, "revision_unchanged"
+    if load_template("correct").copies_demonstration(revision):
+        return None, "copied_demonstration"
+    if kept_share(original, revision) < min_kept:
+        return None, "revision_not_minimal"
     return revision, ""

@@ -30,10 +30,12 @@ class Corruption:
     """The substituted or negated text; None for drop."""
     fallback_from: Operator | None = None
     """Set when a substitute/negate rewrite was unusable and the constraint was dropped instead."""
+    fallback_reason: str | None = None
+    """Why the rewrite was unusable (``unusable_rewrite`` or ``copied_demonstration``)."""
 
     def to_json(self) -> dict:
         return {"index": self.index, "operator": self.operator, "original": self.original, "new": self.new,
-                "fallback_from": self.fallback_from}
+                "fallback_from": self.fallback_from, "fallback_reason": self.fallback_reason}
 
 
 def corruption_count(n: int, drop_ratio: float, keep_first: bool) -> int:
@@ -55,8 +57,7 @@ def plan_corruption(constraints: Sequence[str], rng: random.Random, drop_ratio: 
 
 def rewrite_request(corruption: Corruption) -> list[dict]:
     """The policy call that writes a substitute or a negation of ``corruption.original``."""
-    template = load_template("substitute" if corruption.operator == "substitute" else "negate")
-    return template.chat(constraint=corruption.original)
+    return load_template(_template(corruption)).chat(constraint=corruption.original)
 
 
 _LABEL = re.compile(r"^\s*(?:new constraint|rewritten|constraint)\s*:\s*", re.IGNORECASE)
@@ -74,13 +75,27 @@ def parse_rewritten_constraint(text: str, original: str) -> str | None:
     return line
 
 
+def rewrite_copies_demonstration(corruption: Corruption, new_text: str) -> bool:
+    """The rewrite is one of its template's demonstration answers, not a rewrite of this constraint."""
+    return load_template(_template(corruption)).copies_demonstration(new_text)
+
+
 def with_rewrite(corruption: Corruption, new_text: str | None) -> Corruption:
-    """Fill in the rewritten text; an unusable rewrite falls back to dropping (recorded by the caller)."""
+    """Fill in the rewritten text; an unusable rewrite, or a copy of the template's demonstration, falls back
+    to dropping (recorded in ``fallback_from``/``fallback_reason`` and counted in the summary)."""
     if corruption.operator == "drop":
         return corruption
     if new_text is None:
-        return replace(corruption, operator="drop", new=None, fallback_from=corruption.operator)
+        return replace(corruption, operator="drop", new=None, fallback_from=corruption.operator,
+                       fallback_reason="unusable_rewrite")
+    if rewrite_copies_demonstration(corruption, new_text):
+        return replace(corruption, operator="drop", new=None, fallback_from=corruption.operator,
+                       fallback_reason="copied_demonstration")
     return replace(corruption, new=new_text)
+
+
+def _template(corruption: Corruption) -> str:
+    return "substitute" if corruption.operator == "substitute" else "negate"
 
 
 def apply_corruption(constraints: Sequence[str], corruptions: Sequence[Corruption]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from musc_ecd.prompts import load_template
 
@@ -19,3 +20,32 @@ def parse_verdict(text: str) -> bool | None:
     if not found:
         return None
     return found[-1].lower() == "yes"
+
+
+def verdict_counts(verdicts: Iterable[bool | None]) -> dict:
+    """``{"yes", "no", "unparsable"}`` counts of parsed verdicts."""
+    verdicts = list(verdicts)
+    return {"yes": verdicts.count(True), "no": verdicts.count(False), "unparsable": verdicts.count(None)}
+
+
+def add_counts(*counts: dict | None) -> dict:
+    total = {"yes": 0, "no": 0, "unparsable": 0}
+    for c in counts:
+        for key in total:
+            total[key] += (c or {}).get(key, 0)
+    return total
+
+
+def judge_health(counts: dict, method: str, knobs: str) -> dict:
+    """The counts with the unparsable share; past one half a ``warning`` names what to change (``generate``
+    logs every warning of a summary and lists them under ``warnings``).
+
+    A judge that cannot give a verdict makes its filter or its scores inert (MuSC fine then degrades to
+    "sample 0 vs its revision", every constraint counted as violated), which no pair count reveals."""
+    total = sum(counts.get(k, 0) for k in ("yes", "no", "unparsable"))
+    share = counts.get("unparsable", 0) / total if total else 0.0
+    health = {**counts, "total": total, "unparsable_share": round(share, 4)}
+    if total and share > 0.5:
+        health["warning"] = (f"{counts['unparsable']} of {total} judge verdicts were unparsable ({share:.0%}), so "
+                             f"{method}'s judge-based choices are mostly defaults, not judgements; try {knobs}")
+    return health

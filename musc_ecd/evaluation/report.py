@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musc_ecd.errors import DataError
+from musc_ecd.errors import DataError, UserError
 from musc_ecd.evaluation import plots
 from musc_ecd.evaluation.compare import format_comparison
 from musc_ecd.evaluation.ifeval import METRICS
@@ -74,27 +74,30 @@ class RunRecord:
 
 
 def roles(cfg: dict) -> str:
-    """Who wrote the data, from the run's config and method.
+    """Who wrote the data: read from the method's own declaration of the models it calls (``roles(cfg)`` in
+    its module), never from the config's role names alone, so the column cannot claim a model that never ran.
 
-    ``self`` when every model call the method makes is the policy's; ``teacher:NAME`` when ECD's evolver or
-    responder is the ``teacher`` role and a teacher is named (even one equal to the policy: on CPU the
-    "teacher" is the policy decoded differently, and the column must tell the two runs apart); APC lists
-    its responders strongest first; a separate judge is appended.
+    ``self`` when every call is the policy's; ``teacher:NAME`` when a named teacher makes calls (even one equal
+    to the policy: on CPU the "teacher" is the policy decoded differently, and the column must tell the two
+    runs apart), with the step in brackets when it makes only one (``teacher:t (evolver)``); APC lists its
+    responders strongest first; a judge other than the policy is appended (``+judge:NAME``).
     """
-    model, method = cfg.get("model") or {}, cfg.get("method") or ""
-    policy, teacher, judge = model.get("policy"), model.get("teacher"), model.get("judge")
+    from musc_ecd.config import from_dict
+    from musc_ecd.methods import roles_called
+
+    try:
+        typed = from_dict(cfg)
+        uses = roles_called(typed)
+    except UserError:
+        return "?"
     parts = []
-    if method == "apc":
-        parts.append("responders:" + ">".join(model.get("responders") or [policy or "?"]))
-    elif method == "ecd":
-        ecd = cfg.get("ecd") or {}
-        uses = [step for step in ("evolver", "responder") if ecd.get(step, "teacher") == "teacher"]
-        if teacher is not None and uses:
-            parts.append(f"teacher:{teacher}" + ("" if len(uses) == 2 else f" ({uses[0]})"))
-    elif teacher is not None and teacher != policy:
-        parts.append(f"teacher:{teacher}")
-    if method in ("ecd", "musc_fine", "musc", "musc_coarse") and judge is not None and judge != policy:
-        parts.append(f"judge:{judge}")
+    for use in uses:
+        if use.role == "responders":
+            parts.append("responders:" + ">".join(use.models))
+        elif use.role == "teacher":
+            parts.append(f"teacher:{use.models[0]}" + (f" ({use.steps[0]})" if len(use.steps) == 1 else ""))
+        elif use.role == "judge" and use.models[0] != typed.model.policy:
+            parts.append(f"judge:{use.models[0]}")
     return "+".join(parts) or "self"
 
 

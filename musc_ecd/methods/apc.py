@@ -9,9 +9,10 @@ Steps (METHODS.md §3):
                   = 1 - (s_i - s_j) / (s_first - s_last) with strengths s (``apc.strengths``, default
                   ranks): the largest gap is the easiest pair (0.0), adjacent responders the hardest.
                   A pair whose answers are empty or identical is rejected (counted, with its reason).
-  3. ``sft``      the strongest responder's answer is the SFT target: in every pair's
-                  ``meta.sft_target`` and, after the stage, in ``sft.jsonl`` (TRL's conversational
-                  ``messages`` format) beside ``pairs.jsonl``.
+  3. ``sft``      the strongest responder's non-empty answer is the SFT target: in every pair's
+                  ``meta.sft_target`` (with ``sft_rank``) and, after the stage, in ``sft.jsonl`` (TRL's
+                  conversational ``messages`` format, one row per prompt) beside ``pairs.jsonl``, which
+                  ``train.loss=[sft]`` trains on.
 
 With R responders there are R-1 difficulty levels (one per rank gap), which ``train.curriculum=staged``
 trains on in order, easiest first; losses DPO (``sigmoid``), SLiC (``[hinge, sft]``), SFT (``sft``).
@@ -25,6 +26,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
+from musc_ecd.methods.base import RoleUse
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
@@ -105,8 +107,7 @@ class Apc:
                 "strengths": {"chosen": self.strengths[i], "rejected": self.strengths[j]},
                 "models": {"policy": self.models.spec("policy"), "chosen": specs[i], "rejected": specs[j]},
                 "finish_reasons": {"chosen": texts[i][1], "rejected": texts[j][1]},
-                "sft_target": texts[0][0],
-                "sft_model": specs[0],
+                **sft_target(texts, specs),
                 "sampling": {"chosen": self._params(i).to_json(), "rejected": self._params(j).to_json()},
                 "seed": self.cfg.seed,
             },
@@ -122,6 +123,14 @@ class Apc:
         return params_from_config(self.cfg, n=1, **per_responder)
 
 
+def sft_target(texts: list[tuple[str, str]], specs: list[str]) -> dict:
+    """The strongest responder's *non-empty* answer: APC's SFT target (none when every answer is empty)."""
+    rank = next((r for r, (text, _) in enumerate(texts) if text), None)
+    if rank is None:
+        return {"sft_target": None, "sft_model": None, "sft_rank": None}
+    return {"sft_target": texts[rank][0], "sft_model": specs[rank], "sft_rank": rank}
+
+
 def _pair_problem(chosen: str, rejected: str) -> str:
     if not chosen:
         return "empty_chosen"
@@ -130,6 +139,11 @@ def _pair_problem(chosen: str, rejected: str) -> str:
     if chosen == rejected:
         return "identical_responses"
     return ""
+
+
+def roles(cfg: Config) -> list[RoleUse]:
+    """Only the responders, strongest first (the policy is trained, and answers only if it is one of them)."""
+    return [RoleUse("responders", tuple(cfg.model.responders) or (cfg.model.policy,), ("respond",))]
 
 
 def build(models: ModelRoles, cfg: Config) -> Apc:
@@ -142,6 +156,8 @@ def write_extras(stage_dir: Path) -> Path:
     seen: dict[str, dict] = {}
     for pair in read_jsonl(stage_dir / "pairs.jsonl"):
         meta = pair["meta"]
+        if not meta.get("sft_target"):
+            continue
         seen.setdefault(meta["seed_id"], {"id": meta["seed_id"], "messages": [
             *pair["prompt"], {"role": "assistant", "content": meta["sft_target"]}], "model": meta["sft_model"]})
     write_jsonl_atomic(target, list(seen.values()))

@@ -47,9 +47,9 @@ from musc_ecd.constraints.evolve import (
     parse_evolution,
     sample_operation,
 )
-from musc_ecd.constraints.judge import judge_request, parse_verdict
+from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import item_seed
+from musc_ecd.methods.base import RoleUse, item_seed
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -125,6 +125,8 @@ class Ecd:
             evolution, reason = parse_evolution(text, previous if self.opts.compose == "append" else None)
             if evolution is not None:
                 reason = check_evolution(previous, evolution, self.opts.max_growth_words, self.opts.min_overlap)
+            if not reason and copies_demonstration(operation, evolution, self.opts.compose):
+                reason = "copied_demonstration"
             if reason:
                 self._end(chain, k, "evolve", reason, f"{operation}: {text.strip()[:160]!r}")
                 continue
@@ -161,7 +163,8 @@ class Ecd:
                 current.negative_already_satisfies = True
                 self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", "previous_answer_satisfies",
                                            f"the judge found R^{k - 1} already meets: "
-                                           f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id))
+                                           f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id,
+                                           judge=verdict_counts(current.judge_verdicts)))
 
     def pairs(self, chain: Chain) -> list[dict]:
         out = []
@@ -171,8 +174,9 @@ class Ecd:
                 negatives += range(k - 2, -1, -1)
             for j in negatives:
                 if chain.rounds[k].response == chain.rounds[j].response:  # no preference to learn
+                    verdicts = verdict_counts(chain.rounds[k].judge_verdicts) if j == k - 1 else None
                     self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", "identical_responses",
-                                               f"R^{k} equals R^{j}", chain.item.line, chain.item.id))
+                                               f"R^{k} equals R^{j}", chain.item.line, chain.item.id, judge=verdicts))
                 else:
                     out.append(self._pair(chain, k, j))
         return out
@@ -236,7 +240,7 @@ class Ecd:
         temperature, max_tokens, stop = {
             "evolve": (o.evolve_temperature, o.evolve_max_tokens, evolve_stop),
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
-            "judge": (0.1, o.judge_max_tokens, ()),
+            "judge": (o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
         }[step]
         return params_from_config(self.cfg, n=1, temperature=temperature, max_new_tokens=max_tokens, stop=stop)
 
@@ -247,6 +251,13 @@ class Ecd:
                 for samples in generator.generate(requests, self._params(step))]
 
 
+def copies_demonstration(operation: Operation, evolution: Evolution, compose: str) -> bool:
+    """A new requirement (or, in rewrite mode, the evolved instruction) taken from the template's example."""
+    template = load_template(operation.template)
+    texts = [*evolution.new_requirements] + ([evolution.instruction] if compose == "rewrite" else [])
+    return any(template.copies_demonstration(text) for text in texts)
+
+
 def _pair_id(chain: Chain, k: int, j: int) -> str:
     return f"{chain.item.id}#r{k}" + ("" if j == k - 1 else f"n{j}")
 
@@ -254,6 +265,18 @@ def _pair_id(chain: Chain, k: int, j: int) -> str:
 def _evolved_round(evolution: Evolution, operation: Operation, raw: str) -> Round:
     return Round(evolution.instruction, operation=operation, new_requirements=evolution.new_requirements,
                  evolve_raw=raw)
+
+
+def roles(cfg: Config) -> list[RoleUse]:
+    """Evolver and responder are the teacher (when ``model.teacher`` is named) or the policy; the judge filter
+    calls ``model.judge`` (the policy unless named)."""
+    steps: dict[str, list[str]] = {"teacher": [], "policy": []}
+    for step, who in (("evolver", cfg.ecd.evolver), ("responder", cfg.ecd.responder)):
+        steps["teacher" if who == "teacher" and cfg.model.teacher is not None else "policy"].append(step)
+    uses = [RoleUse(role, (cfg.model.role(role),), tuple(names)) for role, names in steps.items() if names]
+    if cfg.ecd.judge_filter:
+        uses.append(RoleUse("judge", (cfg.model.role("judge"),), ("judge_filter",)))
+    return uses
 
 
 def build(models: ModelRoles, cfg: Config) -> Ecd:
@@ -281,4 +304,8 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "operations": dict(Counter(p["meta"]["operation"] for p in hard)),
         "rejects_by_step": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
         "operations_available": len(all_operations()),
+        "judge": judge_health(add_counts(*(verdict_counts((p["meta"].get("judge") or {}).get("verdicts", []))
+                                           for p in hard), *(r.get("judge") for r in rejects)),
+                              METHOD, "a larger ecd.judge_max_tokens, ecd.judge_stop, a stronger model.judge, or "
+                              "ecd.judge_filter=false"),
     }

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections import Counter
 
 from musc_ecd.config import Config
+from musc_ecd.constraints.judge import add_counts, judge_health, verdict_counts
 from musc_ecd.items import Item
 from musc_ecd.methods import musc_coarse, musc_fine
-from musc_ecd.methods.base import item_seed
+from musc_ecd.methods.base import RoleUse, item_seed
 from musc_ecd.models.generator import Generator
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.store import item_id
@@ -28,10 +29,10 @@ def goes_to_fine(seed: int, item_id: str, share: float) -> bool:
 
 
 class Musc:
-    def __init__(self, generator: Generator, cfg: Config):
+    def __init__(self, generator: Generator, cfg: Config, judge: Generator | None = None):
         self.cfg = cfg
-        self.coarse = musc_coarse.MuscCoarse(generator, cfg)
-        self.fine = musc_fine.MuscFine(generator, cfg)
+        self.coarse = musc_coarse.MuscCoarse(generator, cfg, judge)
+        self.fine = musc_fine.MuscFine(generator, cfg, judge)
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
         share = self.cfg.musc_fine.share
@@ -44,9 +45,17 @@ class Musc:
         return pairs, rejects
 
 
+def roles(cfg: Config) -> list[RoleUse]:
+    """Both builders' calls: the policy makes the data, ``model.judge`` (the policy unless named) judges."""
+    return [RoleUse("policy", (cfg.model.policy,), ("decompose", "rewrite", "recombine", "respond", "sample",
+                                                   "correct")),
+            RoleUse("judge", (cfg.model.role("judge"),), ("judge",) + (("filter",) if cfg.musc.self_judge_filter
+                                                                       else ()))]
+
+
 def build(models: ModelRoles, cfg: Config) -> Musc:
-    """Every call is the policy's: MuSC uses no other model."""
-    return Musc(models["policy"], cfg)
+    """The policy makes the data; ``model.judge`` judges (the policy unless named: self-judging)."""
+    return Musc(models["policy"], cfg, models["judge"])
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
@@ -54,13 +63,24 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     lost = Counter(r["stage"] for r in rejects)
     seeds = len({item_id(record) for record in (*pairs, *rejects)})
     decomposed = seeds - lost["load"] - lost["decompose"]
+    coarse = musc_coarse.summarize([p for p in pairs if p["meta"]["method"] == musc_coarse.METHOD], [])
+    fine = musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], [])
+    # One judge account over both builders, kept pairs and rejected items alike (the parts see only pairs).
+    coarse.pop("judge_filter"), fine.pop("judge")
+    fine_verdicts = [v for p in pairs if p["meta"]["method"] == musc_fine.METHOD
+                     for s in p["meta"]["samples"] for v in s["verdicts"]]
+    every_verdict = add_counts(verdict_counts(fine_verdicts), musc_coarse.filter_verdicts(pairs, rejects),
+                               *(r.get("judge") for r in rejects if r.get("stage") in ("select", "correct")))
     return {
         "method": METHOD,
         # One funnel over both builders: coarse items are lost at recombine/filter, fine ones at select/correct.
         "yield_per_stage": {"seeds": seeds, "decomposed": decomposed,
                             "built": decomposed - lost["recombine"] - lost["select"], "pairs": len(pairs)},
         "pairs_by_granularity": {"coarse": by_method[musc_coarse.METHOD], "fine": by_method[musc_fine.METHOD]},
-        "coarse": musc_coarse.summarize([p for p in pairs if p["meta"]["method"] == musc_coarse.METHOD], []),
-        "fine": musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], []),
+        "coarse": coarse,
+        "fine": fine,
+        "judge": judge_health(every_verdict, METHOD, "larger musc_fine.judge_max_tokens / musc.judge_max_tokens, "
+                              "their judge_stop, or a stronger model.judge"),
         "rejected_by_stage": dict(Counter(r["stage"] for r in rejects)),
+        "rejected_by_reason": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
     }

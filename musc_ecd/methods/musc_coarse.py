@@ -17,8 +17,11 @@ Steps (METHODS.md §1a), each a named function below, each one batched ``generat
 
 Departures, on purpose:
 - The authors' released code effectively only drops; here all three operators work. When a substitute
-  or negate rewrite is unusable (empty, unchanged, over 40 words) the constraint is dropped instead and
-  the fallback is recorded (``corruptions[i].fallback_from``) and counted in the summary.
+  or negate rewrite is unusable (empty, unchanged, over 40 words) or copies its template's demonstration,
+  the constraint is dropped instead and the fallback is recorded (``corruptions[i].fallback_from`` and
+  ``fallback_reason``) and counted in the summary.
+- Every kept model output is checked against the demonstrations of the template that produced it: a
+  decomposition or recombination that copies one is a counted reject (``copied_demonstration``).
 - An unparsable decomposition falls back to splitting the instruction's own sentences and clauses
   (provenance ``decomposition.source = "spacy_fallback"``), rather than being discarded.
 - ``difficulty`` = 1/k (k corrupted constraints): one corrupted constraint makes the closest, hardest
@@ -42,10 +45,10 @@ from musc_ecd.constraints.corrupt import (
     with_rewrite,
 )
 from musc_ecd.constraints.decompose import Decomposition
-from musc_ecd.constraints.judge import judge_request, parse_verdict
+from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, item_seed
+from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, item_seed
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -67,13 +70,15 @@ class _Work:
     chosen: str = ""
     rejected: str = ""
     finish: dict = field(default_factory=dict)
+    judge_verdicts: list[bool | None] = field(default_factory=list)  # per corrupted constraint (filter on)
+    judge_raw: list[str] = field(default_factory=list)
 
 
 class MuscCoarse(ConstraintPairBuilder):
     """Builds coarse MuSC pairs for a chunk of seeds with one generator (the policy)."""
 
-    def __init__(self, generator: Generator, cfg: Config):
-        super().__init__(generator, cfg)
+    def __init__(self, generator: Generator, cfg: Config, judge: Generator | None = None):
+        super().__init__(generator, cfg, judge)
         self.opts = cfg.musc
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
@@ -113,6 +118,11 @@ class MuscCoarse(ConstraintPairBuilder):
         for index, w in enumerate(work):
             positive, why_positive = parse_recombined(outputs[2 * index])
             negative, why_negative = parse_recombined(outputs[2 * index + 1])
+            template = load_template("recombine")
+            if positive is not None and template.copies_demonstration(positive):
+                positive, why_positive = None, "copied_demonstration"
+            if negative is not None and template.copies_demonstration(negative):
+                negative, why_negative = None, "copied_demonstration"
             if positive is None:
                 self._reject(w, "recombine", why_positive, "positive instruction")
             elif negative is None:
@@ -144,17 +154,22 @@ class MuscCoarse(ConstraintPairBuilder):
                 kept.append(w)
         if not self.opts.self_judge_filter or not kept:
             return kept
+        # The judge sees the *original* instruction: the question is whether the rejected answer meets the
+        # intact constraint; shown the corrupted instruction, a negated constraint would contradict it.
         checks = [(w, c.original) for w in kept for c in w.corruptions]
-        outputs = self._generate([judge_request(w.negative, w.rejected, original) for w, original in checks], "judge")
-        verdicts = zip(checks, outputs, strict=True)
-        fails = Counter(w.item.id for (w, _), text in verdicts if parse_verdict(text) is not True)
+        outputs = self._generate([judge_request(w.item.prompt, w.rejected, original) for w, original in checks],
+                                 "judge", self.judge_generator)
+        for (w, _), text in zip(checks, outputs, strict=True):
+            w.judge_verdicts.append(parse_verdict(text))
+            w.judge_raw.append(text)
         survivors = []
         for w in kept:
-            if fails[w.item.id]:
+            if any(v is not True for v in w.judge_verdicts):
                 survivors.append(w)
             else:
                 self._reject(w, "filter", "rejected_satisfies_corrupted",
-                             "the policy judged that the rejected answer meets every corrupted constraint")
+                             "the judge found that the rejected answer meets every corrupted constraint",
+                             judge=verdict_counts(w.judge_verdicts))
         return survivors
 
     # -- records -------------------------------------------------------------------------------
@@ -175,6 +190,8 @@ class MuscCoarse(ConstraintPairBuilder):
                 "positive_instruction": w.positive,
                 "negative_instruction": w.negative,
                 "finish_reasons": w.finish,
+                "judge_filter": ({"verdicts": w.judge_verdicts, "raw": w.judge_raw, "model": self.judge_generator.name}
+                                 if self.opts.self_judge_filter else None),
                 "models": {"policy": self.generator.name},
                 "sampling": {stage: self._params(stage).to_json() for stage in
                              ("decompose", "rewrite", "recombine", "respond")},
@@ -192,15 +209,16 @@ class MuscCoarse(ConstraintPairBuilder):
             "rewrite": (o.rewrite_temperature, o.rewrite_max_tokens, ("\n\n", "\nConstraint:")),
             "recombine": (o.recombine_temperature, o.recombine_max_tokens, ("\nInstruction:", "###")),
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
-            "judge": (0.1, o.judge_max_tokens, ()),
+            "judge": (o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
         }[stage]
         return SamplingParams(n=1, temperature=temperature, top_p=self.cfg.generation.top_p,
                               max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
 
-    def _generate(self, requests: list[list[dict]], stage: str) -> list[str]:
+    def _generate(self, requests: list[list[dict]], stage: str, generator: Generator | None = None) -> list[str]:
         if not requests:
             return []
-        return [samples[0].text for samples in self.generator.generate(requests, self._params(stage))]
+        generator = generator or self.generator
+        return [samples[0].text for samples in generator.generate(requests, self._params(stage))]
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
@@ -218,12 +236,30 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
                             "responded_and_filtered": len(pairs)},
         "operators": dict(Counter(c["operator"] for c in corruptions)),
         "rewrite_fallbacks_to_drop": sum(1 for c in corruptions if c["fallback_from"]),
+        "rewrites_copying_a_demonstration": sum(1 for c in corruptions
+                                                if c.get("fallback_reason") == "copied_demonstration"),
         "decomposition_fallback_rate": round(sources["spacy_fallback"] / len(pairs), 3) if pairs else 0.0,
         "mean_constraints_per_instruction": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
         "truncated_responses": sum(1 for p in pairs for f in p["meta"]["finish_reasons"].values() if f == "length"),
+        "judge_filter": judge_health(filter_verdicts(pairs, rejects), METHOD,
+                                     "a larger musc.judge_max_tokens, musc.judge_stop, or a stronger model.judge"),
     }
 
 
+def filter_verdicts(pairs: list[dict], rejects: list[dict]) -> dict:
+    """Every verdict of the self-judge filter: on kept pairs and on the items it rejected."""
+    kept = [verdict_counts((p["meta"].get("judge_filter") or {}).get("verdicts", [])) for p in pairs]
+    return add_counts(*kept, *(r.get("judge") for r in rejects if r.get("stage") == "filter"))
+
+
+def roles(cfg: Config) -> list[RoleUse]:
+    """The policy makes every call; the filter's judge is ``model.judge`` (the policy unless named)."""
+    uses = [RoleUse("policy", (cfg.model.policy,), ("decompose", "rewrite", "recombine", "respond"))]
+    if cfg.musc.self_judge_filter:
+        uses.append(RoleUse("judge", (cfg.model.role("judge"),), ("filter",)))
+    return uses
+
+
 def build(models: ModelRoles, cfg: Config) -> MuscCoarse:
-    """Every call is the policy's: MuSC uses no other model."""
-    return MuscCoarse(models["policy"], cfg)
+    """The policy makes the data; ``model.judge`` judges when the filter is on (the policy unless named)."""
+    return MuscCoarse(models["policy"], cfg, models["judge"] if cfg.musc.self_judge_filter else None)

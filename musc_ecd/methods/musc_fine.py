@@ -13,7 +13,9 @@ Steps (METHODS.md §1b), one batched ``generate`` call each per chunk, all by th
                     Yes = 1, No = 0, unparsable = 0.9 (as released); answer score = the mean
   4. ``select``     skip instructions whose N answers are all perfect; rejected = the lowest score
   5. ``correct``    the policy revises the rejected answer given the constraints it did not pass;
-                    empty or unchanged revisions are dropped
+                    empty or unchanged revisions, copies of the correction template's demonstration and
+                    revisions keeping less than ``musc_fine.min_revision_kept`` of the answer's words
+                    (a rewrite, not a minimal correction) are dropped, each counted by reason
 
 Departures, on purpose: "violated" means every constraint whose verdict was not Yes (an unparsable
 verdict, scored 0.9, also asks for a fix); ties for the lowest score go to the earliest sample;
@@ -25,11 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from musc_ecd.config import Config
-from musc_ecd.constraints.correct import correct_request, parse_revision
+from musc_ecd.constraints.correct import correct_request, kept_share, parse_revision
 from musc_ecd.constraints.decompose import Decomposition
-from musc_ecd.constraints.judge import judge_request, parse_verdict
+from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder
+from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -65,8 +67,8 @@ def answer_score(verdicts: list[bool | None], unparsable: float) -> float:
 class MuscFine(ConstraintPairBuilder):
     """Builds fine MuSC pairs for a chunk of seeds with one generator (the policy)."""
 
-    def __init__(self, generator: Generator, cfg: Config):
-        super().__init__(generator, cfg)
+    def __init__(self, generator: Generator, cfg: Config, judge: Generator | None = None):
+        super().__init__(generator, cfg, judge)
         self.opts = cfg.musc_fine
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
@@ -88,7 +90,7 @@ class MuscFine(ConstraintPairBuilder):
 
     def judge(self, work: list[_Work]) -> list[_Work]:
         checks = [(w, s, c) for w in work for s in range(len(w.samples)) for c in w.decomposition.constraints]
-        outputs = self.generator.generate(
+        outputs = self.judge_generator.generate(
             [judge_request(w.item.prompt, w.samples[s], c) for w, s, c in checks], self._params("judge"))
         for w in work:
             w.verdicts = [[] for _ in w.samples]
@@ -104,11 +106,12 @@ class MuscFine(ConstraintPairBuilder):
         kept = []
         for w in work:
             if all(score >= 1.0 for score in w.scores):
-                self._reject(w, "select", "all_answers_perfect", f"{len(w.samples)} samples judged perfect")
+                self._reject(w, "select", "all_answers_perfect", f"{len(w.samples)} samples judged perfect",
+                             judge=self._counts(w))
                 continue
             w.worst = min(range(len(w.scores)), key=lambda i: (w.scores[i], i))
             if not w.samples[w.worst]:
-                self._reject(w, "select", "empty_response", "the lowest-scoring sample is empty")
+                self._reject(w, "select", "empty_response", "the lowest-scoring sample is empty", judge=self._counts(w))
                 continue
             w.violated = [c for c, v in zip(w.decomposition.constraints, w.verdicts[w.worst], strict=True)
                           if v is not True]
@@ -121,13 +124,18 @@ class MuscFine(ConstraintPairBuilder):
         kept = []
         for w, samples in zip(work, outputs, strict=True):
             w.correction_raw = samples[0].text
-            revision, reason = parse_revision(samples[0].text, w.samples[w.worst])
+            revision, reason = parse_revision(samples[0].text, w.samples[w.worst], self.opts.min_revision_kept)
             if revision is None:
-                self._reject(w, "correct", reason)
+                self._reject(w, "correct", reason, f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} "
+                             "of the answer's words", judge=self._counts(w))
             else:
                 w.revision = revision
                 kept.append(w)
         return kept
+
+    @staticmethod
+    def _counts(w: _Work) -> dict:
+        return verdict_counts(v for sample in w.verdicts for v in sample)
 
     def pair(self, w: _Work) -> dict:
         return {
@@ -147,7 +155,8 @@ class MuscFine(ConstraintPairBuilder):
                 "rejected_sample": w.worst,
                 "violated_constraints": w.violated,
                 "correction_raw": w.correction_raw,
-                "models": {"policy": self.generator.name},
+                "revision_kept_share": round(kept_share(w.samples[w.worst], w.revision), 4),
+                "models": {"policy": self.generator.name, "judge": self.judge_generator.name},
                 "sampling": {stage: self._params(stage).to_json() for stage in ("decompose", "sample", "judge",
                                                                                 "correct")},
                 "seed": self.cfg.seed,
@@ -161,16 +170,22 @@ class MuscFine(ConstraintPairBuilder):
             "decompose": (1, self.cfg.musc.decompose_temperature, self.cfg.musc.decompose_max_tokens,
                           ("\nInstruction:", "###")),
             "sample": (o.samples, o.sample_temperature, o.respond_max_tokens, ()),
-            "judge": (1, o.judge_temperature, o.judge_max_tokens, ()),
+            "judge": (1, o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
             "correct": (1, o.correct_temperature, o.correct_max_tokens, ()),
         }[stage]
         return SamplingParams(n=n, temperature=temperature, top_p=self.cfg.generation.top_p,
                               max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
 
 
+def roles(cfg: Config) -> list[RoleUse]:
+    """The policy samples and corrects; ``model.judge`` (the policy unless named) judges."""
+    return [RoleUse("policy", (cfg.model.policy,), ("decompose", "sample", "correct")),
+            RoleUse("judge", (cfg.model.role("judge"),), ("judge",))]
+
+
 def build(models: ModelRoles, cfg: Config) -> MuscFine:
-    """Every call is the policy's: MuSC uses no other model."""
-    return MuscFine(models["policy"], cfg)
+    """The policy makes the data; ``model.judge`` judges (the policy unless named: self-judging)."""
+    return MuscFine(models["policy"], cfg, models["judge"])
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
@@ -180,11 +195,14 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     items = len(pairs) + len(rejects)
     decomposed = items - lost["load"] - lost["decompose"]
     verdicts = [v for p in pairs for s in p["meta"]["samples"] for v in s["verdicts"]]
+    every_verdict = add_counts(verdict_counts(verdicts), *(r.get("judge") for r in rejects
+                                                           if r.get("stage") in ("select", "correct")))
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": items, "decomposed": decomposed, "selected": decomposed - lost["select"],
                             "corrected": len(pairs)},
-        "judge_verdicts": {"yes": verdicts.count(True), "no": verdicts.count(False),
-                           "unparsable": verdicts.count(None)},
+        "judge_verdicts": verdict_counts(verdicts),  # on the kept pairs
+        "judge": judge_health(every_verdict, METHOD, "a larger musc_fine.judge_max_tokens, musc_fine.judge_stop, or a "
+                              "stronger model.judge"),
         "mean_rejected_score": round(sum(p["difficulty"] for p in pairs) / len(pairs), 4) if pairs else 0.0,
     }

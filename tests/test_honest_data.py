@@ -1,0 +1,241 @@
+"""Honest data: no kept output copies a template's demonstration, revisions are minimal, MuSC's judges see
+the original instruction and take their decoding from config, an unparsable judge is reported, and each
+method calls exactly the roles it is given (issue: correct on every machine and honest data)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from helpers import write_jsonl
+
+from musc_ecd.config import load_config
+from musc_ecd.errors import ConfigError
+from musc_ecd.items import load_items
+from musc_ecd.methods import apc, check_roles, ecd, musc_coarse, musc_fine
+from musc_ecd.models.roles import ModelRoles
+from musc_ecd.models.scripted import ScriptedGenerator
+from musc_ecd.prompts import load_template
+
+INSTRUCTION = "Write an email to my landlord about the heater. Keep it polite. End with 'Thanks'."
+CONSTRAINTS = ["Write an email to my landlord about the heater", "Keep it polite", "End with 'Thanks'"]
+ANSWER = "Dear landlord, the heater in my flat is broken again and the rooms are cold. Could you fix it soon? Best"
+CORRECT_DEMO = load_template("correct").demonstrations[0]
+
+
+def _task(request) -> str:
+    return request[0]["content"].splitlines()[0] if request[0]["role"] == "system" else ""
+
+
+def scripted(decompose=None, rewrite=None, recombine=None, judge=None, correct=None, name="policy"):
+    """One policy dispatching on the template; each step's reply can be replaced."""
+    def respond(request, index, params):
+        task, content = _task(request), request[-1]["content"]
+        if "decompose" in task:
+            return decompose or "\n".join(f"{i}. {c}" for i, c in enumerate(CONSTRAINTS, 1)) + "\nInput: none"
+        if "negate a constraint" in task or "replace a constraint" in task:
+            return rewrite or "Do not end with 'Thanks'"
+        if "write one instruction" in task:  # the listed constraints, joined into one sentence
+            listed = [line.split(". ", 1)[1] for line in content.splitlines() if line[:1].isdigit()]
+            return recombine or "; ".join(listed) + "."
+        if "check one constraint" in task:
+            return judge(content) if judge else "Analysis: looked.\nAnswer: No"
+        if "correct a response" in task:
+            return correct if correct is not None else ANSWER.replace("Best", "Thanks")
+        # the first answer to the seed itself is ANSWER; every other (instruction, sample) gets its own answer
+        return ANSWER if index == 0 and content == INSTRUCTION else f"{ANSWER} v{index}-{len(content)}"
+    return ScriptedGenerator(respond, name=name)
+
+
+def _items(tmp_path):
+    path = write_jsonl(tmp_path / "seeds.jsonl", [{"id": "s0", "instruction": INSTRUCTION}])
+    return load_items(path, prompt_field="instruction", id_field="id")
+
+
+def _fine(tmp_path, generator, *overrides, judge=None):
+    models = ModelRoles.of(generator, judge=judge) if judge else ModelRoles.of(generator)
+    builder = musc_fine.build(models, load_config(None, ["method=musc_fine", *overrides]))
+    return builder(_items(tmp_path))
+
+
+def _coarse(tmp_path, generator, *overrides, judge=None):
+    models = ModelRoles.of(generator, judge=judge) if judge else ModelRoles.of(generator)
+    builder = musc_coarse.build(models, load_config(None, ["method=musc_coarse", "musc.p_drop=0", *overrides]))
+    return builder(_items(tmp_path))
+
+
+# -- copied demonstrations ------------------------------------------------------------------------------
+
+def test_every_template_knows_its_demonstrations():
+    for name in ("decompose", "recombine", "negate", "substitute", "correct", "judge", "evolve_format_length"):
+        template = load_template(name)
+        for demo in template.demonstrations:
+            assert template.copies_demonstration(demo) and template.copies_demonstration(demo.upper())
+            if len(demo) >= 24:
+                assert template.copies_demonstration(f"Sure, here it is.\n{demo}")
+    assert not load_template("correct").copies_demonstration(ANSWER)
+
+
+def test_a_revision_that_is_the_correction_demo_is_rejected_not_chosen(tmp_path):
+    for reply in (CORRECT_DEMO, f"{CORRECT_DEMO}\n\n{ANSWER.replace('Best', 'Thanks')}"):
+        pairs, rejects = _fine(tmp_path, scripted(correct=reply))
+        assert pairs == [] and [r["reason"] for r in rejects] == ["copied_demonstration"]
+
+
+def test_a_revision_keeping_too_little_of_the_answer_is_not_minimal(tmp_path):
+    rewrite = "The response is polite and ends correctly, so it satisfies the instruction."
+    pairs, rejects = _fine(tmp_path, scripted(correct=rewrite))
+    assert pairs == [] and [r["reason"] for r in rejects] == ["revision_not_minimal"]
+    assert "kept 0.0" in rejects[0]["detail"]
+    pairs, rejects = _fine(tmp_path, scripted(correct=rewrite), "musc_fine.min_revision_kept=0")
+    assert len(pairs) == 1 and not rejects
+
+
+def test_a_minimal_revision_is_kept_with_its_kept_share(tmp_path):
+    (pair,), rejects = _fine(tmp_path, scripted())
+    assert not rejects and pair["chosen"][0]["content"].endswith("Thanks")
+    assert pair["meta"]["revision_kept_share"] == pytest.approx(20 / 21, abs=1e-3)
+
+
+def test_a_decomposition_copying_the_demo_is_rejected(tmp_path):
+    demo = load_template("decompose").demonstrations[0]
+    pairs, rejects = _coarse(tmp_path, scripted(decompose=demo))
+    assert pairs == [] and [(r["stage"], r["reason"]) for r in rejects] == [("decompose", "copied_demonstration")]
+
+
+def test_a_recombination_copying_the_demo_is_rejected(tmp_path):
+    demo = load_template("recombine").demonstrations[0]
+    pairs, rejects = _coarse(tmp_path, scripted(recombine=demo))
+    assert pairs == [] and [(r["stage"], r["reason"]) for r in rejects] == [("recombine", "copied_demonstration")]
+
+
+def test_a_rewrite_copying_the_demo_falls_back_to_drop_and_is_counted(tmp_path):
+    demo = load_template("negate").demonstrations[-1]  # 'Do not end with "Thank you for your help."'
+    pairs, _ = _coarse(tmp_path, scripted(rewrite=demo), "musc.p_substitute=0")
+    corruptions = [c for p in pairs for c in p["meta"]["corruptions"]]
+    assert corruptions and all(c["operator"] == "drop" and c["fallback_reason"] == "copied_demonstration"
+                               for c in corruptions)
+    assert musc_coarse.summarize(pairs, [])["rewrites_copying_a_demonstration"] == len(corruptions)
+
+
+def test_an_evolution_copying_the_demo_ends_the_chain(tmp_path):
+    def respond(request, index, params):
+        if "evolve an instruction" in _task(request):
+            demo = load_template(_template_of(request)).demonstrations[0]
+            return demo
+        if "check one constraint" in _task(request):
+            return "Analysis: x.\nAnswer: No"
+        return f"answer to {request[-1]['content']}"
+    policy = ScriptedGenerator(respond)
+    path = write_jsonl(tmp_path / "seeds.jsonl", [{"id": "s0", "instruction": INSTRUCTION}])
+    builder = ecd.build(ModelRoles.of(policy), load_config(None, ["method=ecd", "ecd.compose=append"]))
+    pairs, rejects = builder(load_items(path, prompt_field="instruction", id_field="id"))
+    assert pairs == [] and [(r["stage"], r["reason"]) for r in rejects] == [("evolve", "copied_demonstration")]
+
+
+def _template_of(request) -> str:
+    from musc_ecd.constraints.evolve import all_operations
+
+    task = _task(request)
+    return next(op.template for op in all_operations() if load_template(op.template).task_line == task)
+
+
+# -- MuSC's judges ---------------------------------------------------------------------------------------
+
+def test_the_coarse_filter_judge_sees_the_original_instruction(tmp_path):
+    seen = []
+
+    def judge(content):
+        seen.append(content)
+        return "Analysis: x.\nAnswer: No"
+    _coarse(tmp_path, scripted(judge=judge), "musc.self_judge_filter=true", "musc.p_substitute=0")
+    assert seen and all(content.startswith(f"Instruction: {INSTRUCTION}") for content in seen)
+    assert all("Do not end with" not in content.split("Response:")[0] for content in seen)
+
+
+def test_judge_decoding_comes_from_config(tmp_path):
+    policy = scripted()
+    _fine(tmp_path, policy, "musc_fine.judge_temperature=0.3", "musc_fine.judge_stop=[END]")
+    (params,) = [p for requests, p in policy.calls if "check one constraint" in _task(requests[0])]
+    assert params.temperature == 0.3 and params.stop == ("END",)
+    policy = scripted()
+    _coarse(tmp_path, policy, "musc.self_judge_filter=true", "musc.judge_temperature=0.2", "musc.judge_stop=[X]")
+    (params,) = [p for requests, p in policy.calls if "check one constraint" in _task(requests[0])]
+    assert params.temperature == 0.2 and params.stop == ("X",)
+    cfg = load_config(None, ["method=ecd", "ecd.judge_temperature=0.4", "ecd.judge_stop=[Y]"])
+    params = ecd.build(ModelRoles.of(policy), cfg)._params("judge")
+    assert params.temperature == 0.4 and params.stop == ("Y",)
+
+
+def test_mostly_unparsable_verdicts_are_reported_and_logged(tmp_path, caplog):
+    from musc_ecd.generate import generate
+
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", [{"id": "s0", "instruction": INSTRUCTION}])
+    cfg = load_config(None, ["method=musc_fine", "model.policy=tiny", f"data.seeds={seeds}",
+                             "data.prompt_field=instruction", "data.id_field=id"])
+    import musc_ecd.generate as generate_module
+
+    class Fixed:  # the rambling judge of a 135M model: never an "Answer: Yes|No" line
+        @staticmethod
+        def from_config(cfg):
+            return ModelRoles.of(scripted(judge=lambda content: "Well, the response is an email about"))
+
+    original = generate_module.ModelRoles
+    generate_module.ModelRoles = Fixed
+    try:
+        with caplog.at_level(logging.WARNING):
+            summary = generate(cfg, tmp_path / "run")
+    finally:
+        generate_module.ModelRoles = original
+    health = summary["judge"]
+    assert health["unparsable"] == health["total"] == 12 and health["unparsable_share"] == 1.0
+    assert "musc_fine.judge_max_tokens" in health["warning"] and summary["warnings"] == [health["warning"]]
+    assert "12 of 12 judge verdicts were unparsable" in caplog.text
+
+
+def test_a_parsable_judge_raises_no_warning(tmp_path):
+    pairs, rejects = _fine(tmp_path, scripted())
+    summary = musc_fine.summarize(pairs, rejects)
+    assert summary["judge"]["unparsable"] == 0 and "warning" not in summary["judge"]
+
+
+# -- roles: each method calls exactly what it is given ---------------------------------------------------
+
+def test_musc_judges_with_model_judge_when_named(tmp_path):
+    policy, judge = scripted(), scripted(name="judge-model")
+    _fine(tmp_path, policy, judge=judge)
+    assert any("check one constraint" in _task(r[0]) for r, _ in judge.calls)
+    assert not any("check one constraint" in _task(r[0]) for r, _ in policy.calls)
+
+
+@pytest.mark.parametrize("method, overrides, role", [
+    ("musc_fine", ["model.teacher=big"], "teacher"),
+    ("musc_coarse", ["model.judge=big"], "judge"),  # the filter (the only judge call) is off
+    ("musc", ["model.responders=[a,b]"], "responders"),
+    ("ecd", ["model.teacher=big", "ecd.evolver=policy", "ecd.responder=policy"], "teacher"),
+    ("ecd", ["model.judge=big", "ecd.judge_filter=false"], "judge"),
+    ("apc", ["model.responders=[a,b]", "model.teacher=big"], "teacher"),
+])
+def test_a_role_the_method_never_calls_is_refused(method, overrides, role):
+    cfg = load_config(None, [f"method={method}", *overrides])
+    with pytest.raises(ConfigError, match=f"model.{role} is set but method={method} never calls"):
+        check_roles(cfg)
+
+
+@pytest.mark.parametrize("method, overrides", [
+    ("musc_fine", ["model.judge=big"]),
+    ("musc_coarse", ["model.judge=big", "musc.self_judge_filter=true"]),
+    ("ecd", ["model.teacher=big", "model.judge=j"]),
+    ("apc", ["model.responders=[a,b]"]),
+    ("musc", ["model.teacher=smollm2-135m-instruct"]),  # the policy itself named as teacher: harmless
+])
+def test_roles_the_method_calls_are_accepted(method, overrides):
+    check_roles(load_config(None, [f"method={method}", *overrides]))
+
+
+# -- APC's SFT target -------------------------------------------------------------------------------------
+
+def test_the_sft_target_is_the_strongest_non_empty_answer():
+    texts = [("", "stop"), ("second best", "stop"), ("worst", "stop")]
+    assert apc.sft_target(texts, ["a", "b", "c"]) == {"sft_target": "second best", "sft_model": "b", "sft_rank": 1}
+    assert apc.sft_target([("", "stop"), ("", "length")], ["a", "b"])["sft_target"] is None
