@@ -62,21 +62,35 @@ def load_items(
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file '{path}' does not exist")
-    rows = _read_rows(path)
     entries: list[Item | Reject] = []
     seen: set[str] = set()
     valid = 0
+    fields_seen: set[str] = set()
+    rows = _read_rows(path) if limit != 0 else iter(())
     for line, row in rows:
-        if limit is not None and valid >= limit:
-            break
+        if isinstance(row, dict):
+            fields_seen.update(map(str, row))
         entry = _to_item(line, row, prompt_field, id_field, seen)
         if isinstance(entry, Item):
             seen.add(entry.id)
             valid += 1
         entries.append(entry)
+        if limit is not None and valid >= limit:
+            break  # read no further: data.limit=N reads the first N items, not the whole file
     if not entries:
         raise DataError(f"data file '{path}' holds no items")
+    _check_fields_exist(path, entries, prompt_field, id_field, fields_seen)
     return entries
+
+
+def _check_fields_exist(path: Path, entries: list, prompt_field: str, id_field: str | None, fields: set[str]) -> None:
+    """A field that *no* row has is a mapping mistake, not noisy data: one clear error instead of N rejects."""
+    if any(isinstance(e, Item) for e in entries) or not fields:
+        return
+    for name, key in ((prompt_field, "data.prompt_field"), (id_field, "data.id_field")):
+        if name is not None and name not in fields:
+            raise DataError(f"data file '{path}': no row has the field '{name}' ({key}); the rows have: "
+                            f"{', '.join(sorted(fields))}")
 
 
 def _read_rows(path: Path):
@@ -84,11 +98,19 @@ def _read_rows(path: Path):
     if path.is_dir():
         yield from _read_datasets_dir(path)
     elif path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            yield from enumerate(csv.DictReader(handle), start=2)
+        # Undecodable bytes are kept as surrogates so one bad row becomes a reject, not a crash of the file.
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            for line_no, row in enumerate(csv.DictReader(handle), start=2):
+                bad = any(_has_surrogates(v) for v in (*row.keys(), *row.values()) if isinstance(v, str))
+                yield line_no, (NOT_UTF8 if bad else row)
     elif path.suffix in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as handle:
-            for line_no, text in enumerate(handle, start=1):
+        with open(path, "rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield line_no, f"{NOT_UTF8}: byte {exc.start} (0x{raw[exc.start]:02x})"
+                    continue
                 if not text.strip():
                     continue
                 try:
@@ -97,6 +119,13 @@ def _read_rows(path: Path):
                     yield line_no, f"invalid JSON: {exc.msg} at column {exc.colno}"
     else:
         raise DataError(f"data file '{path}': unsupported format (use .jsonl, .csv or a datasets directory)")
+
+
+NOT_UTF8 = "not valid UTF-8"
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _read_datasets_dir(path: Path):
@@ -115,7 +144,8 @@ def _read_datasets_dir(path: Path):
 def _to_item(line: int, row, prompt_field: str, id_field: str | None, seen: set[str]) -> Item | Reject:
     fallback_id = f"line-{line}"
     if isinstance(row, str):
-        return Reject(fallback_id, "load", "invalid_json", row, line)
+        reason = "invalid_utf8" if row.startswith(NOT_UTF8) else "invalid_json"
+        return Reject(fallback_id, "load", reason, row, line)
     if not isinstance(row, dict):
         return Reject(fallback_id, "load", "not_an_object", f"a {type(row).__name__}, not an object", line)
     if prompt_field not in row:

@@ -61,8 +61,12 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
 def read_jsonl(path: str | Path) -> list[dict]:
     """Every record of a JSONL file (blank lines skipped); a bad line is a ``DataError`` naming it."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start})") from None
             if not line.strip():
                 continue
             try:

@@ -55,3 +55,67 @@ def test_unusable_files_are_clear_errors(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError, match="no items"):
         load_items(tmp_path / "empty.jsonl")
+
+
+def test_a_line_that_is_not_utf8_is_a_reject_with_its_number(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "first"}\n{"prompt": "caf\xe9"}\n{"prompt": "third"}\n')
+    entries = load_items(path)
+    assert [(e.reason, e.line) if isinstance(e, Reject) else ("item", e.line) for e in entries] == [
+        ("item", 1), ("invalid_utf8", 2), ("item", 3)]
+    assert "byte" in entries[1].detail
+
+
+def test_a_csv_row_that_is_not_utf8_is_a_reject(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"prompt\nfine\ncaf\xe9\nalso fine\n")
+    entries = load_items(path)
+    assert [getattr(e, "reason", "item") for e in entries] == ["item", "invalid_utf8", "item"]
+    assert entries[1].line == 3
+
+
+def test_a_field_no_row_has_is_one_clear_error(tmp_path):
+    path = write_jsonl(tmp_path / "ifeval.jsonl", [{"key": i, "prompt": f"p{i}", "kwargs": []} for i in range(4)])
+    with pytest.raises(DataError, match=r"no row has the field 'instruction' \(data.prompt_field\); "
+                                        r"the rows have: key, kwargs, prompt"):
+        load_items(path, prompt_field="instruction")
+    with pytest.raises(DataError, match=r"no row has the field 'uid' \(data.id_field\)"):
+        load_items(path, id_field="uid")
+
+
+def test_limit_reads_only_the_first_items(tmp_path):
+    """Lines after the N-th item are never read: a broken tail cannot matter to data.limit=N."""
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "a"}\n{"prompt": "b"}\n\xff\xfe garbage\n{not json\n')
+    entries = load_items(path, limit=2)
+    assert [e.prompt for e in entries] == ["a", "b"]
+
+    def reads(limit):
+        from musc_ecd import items
+
+        count = 0
+        real = items._read_rows
+
+        def counting(p):
+            nonlocal count
+            for row in real(p):
+                count += 1
+                yield row
+        items._read_rows = counting
+        try:
+            load_items(path, limit=limit)
+        finally:
+            items._read_rows = real
+        return count
+    assert reads(1) == 1 and reads(2) == 2
+
+
+def test_the_cli_exits_2_with_one_line_when_no_row_has_the_field(tmp_path, capsys):
+    from musc_ecd.cli import main
+
+    path = write_jsonl(tmp_path / "input_data.jsonl", [{"key": 1, "prompt": "p", "instruction_id_list": []}])
+    code = main(["respond", "configs/tiny.yaml", f"data.prompts={path}", "data.prompt_field=instruction",
+                 f"run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no row has the field 'instruction'" in err[0]
+    assert "instruction_id_list, key, prompt" in err[0]
