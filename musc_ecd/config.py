@@ -341,6 +341,12 @@ class TrainConfig:
     methods with different yields can be compared at the same budget. None = all."""
     curriculum: Literal["random", "easy_to_hard", "staged"] = "random"
     """Order by the pairs' ``difficulty`` (larger = harder)."""
+    sft_first: bool = False
+    """Supervised fine-tuning on the best answers (the method's ``sft.jsonl``, else each pair's chosen) before
+    the preference phase, which then starts from the SFT model and uses it as the reference (METHODS.md §2
+    step 6). Resumable like the rest of ``train``. ``loss=[sft]`` alone trains only this phase."""
+    sft_epochs: float = 1.0
+    """Epochs of the ``sft_first`` phase (``loss=[sft]`` alone uses ``epochs``)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """``auto``: bf16 autocast over fp32 master weights where the hardware computes bf16 natively (the same
     test as ``model.dtype=auto``), else fp32."""
@@ -372,6 +378,9 @@ class TrainConfig:
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         _check(self.max_pairs is None or self.max_pairs >= 1, "train.max_pairs", self.max_pairs,
                "an integer >= 1 or null")
+        _check(self.sft_epochs > 0, "train.sft_epochs", self.sft_epochs, "a number > 0")
+        _check(not (self.sft_first and self.loss == ["sft"]), "train.sft_first", self.sft_first,
+               "false when train.loss=[sft] (that run is already all SFT)")
 
 
 @dataclass

@@ -87,7 +87,10 @@ def _merged_model(cfg: Config, run_dir: Path) -> str:
 
     # Merged in fp32 (the LoRA delta is small next to the weights), saved in the precision the answering
     # backend will load: bf16 only where it is native.
-    base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
+    # An adapter trained after an SFT phase sits on the SFT model, which the train stage names beside it.
+    base_file = adapter / "base_model.json"
+    base_spec = json.loads(base_file.read_text())["base_model"] if base_file.is_file() else cfg.model.policy
+    base, tokenizer = load_model(base_spec, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
                                  device="cpu")
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     merged.to(dtype=torch_dtype(cfg.model.dtype)).save_pretrained(target)

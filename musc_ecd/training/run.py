@@ -73,7 +73,13 @@ def train(cfg: Config, run_dir: Path) -> dict:
     key = fingerprint(cfg, ("seed", "model", "train"))
     if not pairs_path.is_file():
         raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
-    source = file_sha256(pairs_path)  # the model is keyed by the pairs it learnt from, not only the config
+    from musc_ecd.training.sft import sft_rows, sft_source
+
+    sft_only, sft_data = list(cfg.train.loss) == ["sft"], None
+    if sft_only or cfg.train.sft_first:
+        sft_data = sft_source(pairs_path, Path(cfg.train.pairs) if cfg.train.pairs else None)
+    # The model is keyed by the data it learnt from (pairs, and the SFT set), not only by the config.
+    source = file_sha256(pairs_path) + (f"+sft:{file_sha256(sft_data)}" if sft_data else "")
     # Under `accelerate launch` every rank runs this; rank 0 alone holds the lock and writes the manifest.
     main_process = int(os.environ.get("RANK", "0")) == 0
     with DirectoryLock(run_dir, "train") if main_process else contextlib.nullcontext():
@@ -89,11 +95,22 @@ def train(cfg: Config, run_dir: Path) -> dict:
             if main_process:  # same config, other pairs (e.g. data.limit raised): the model is stale
                 retire(model_dir, f"trained on other pairs than {pairs_path} now holds")
         _retire_checkpoints_of_other_pairs(work_dir, source, main_process)
-        rows = within_budget(load_pairs(pairs_path), cfg.train.max_pairs, cfg.seed)
-        if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
-            raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on every "
-                              f"pair, and {pairs_path} has pairs without one")
-        summary = _fit(cfg, rows, work_dir, model_dir, pairs_path)
+        if sft_only:
+            summary = _fit_sft(cfg, sft_rows(sft_data), work_dir, model_dir, cfg.model.policy, cfg.train.epochs)
+            summary["sft_data"] = str(sft_data)
+        else:
+            rows = within_budget(load_pairs(pairs_path), cfg.train.max_pairs, cfg.seed)
+            if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
+                raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on "
+                                  f"every pair, and {pairs_path} has pairs without one")
+            base, sft_phase = cfg.model.policy, None
+            if cfg.train.sft_first:
+                base, sft_phase = _sft_phase(cfg, sft_data, work_dir / "sft", main_process)
+            summary = _fit(cfg, rows, work_dir, model_dir, pairs_path, base)
+            if sft_phase is not None:
+                summary["sft_phase"] = sft_phase
+                if main_process:  # evaluation merges the adapter into this base, not into model.policy
+                    write_atomic(model_dir / BASE_MODEL_FILE, json.dumps({"base_model": base}) + "\n")
         if main_process:
             write_atomic(manifest, json.dumps({"fingerprint": key, "pairs_sha256": source, "summary": summary},
                                               indent=2) + "\n")
@@ -110,7 +127,7 @@ def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process
         write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
 
 
-def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path) -> dict:
+def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path, base: str) -> dict:
     import torch
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
@@ -124,8 +141,7 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
     # Mixed precision keeps fp32 master weights; only an explicit model.dtype loads lower precision.
     dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
     # Loaded on CPU: the Trainer (accelerate) places it on each process's own device.
-    model, tokenizer = load_model(cfg.model.policy, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
-                                  device="cpu")
+    model, tokenizer = load_model(base, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device="cpu")
     args = _trainer_args(cfg, work_dir)
     peft_config = _lora(cfg) if settings.finetuning == "lora" else None
     trainer = TokenWeightedDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
@@ -145,7 +161,7 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
     trainer.save_model(str(model_dir))  # the adapter (LoRA) or the full model, plus the tokenizer
     tokenizer.save_pretrained(str(model_dir))
     summary = {
-        "base_model": cfg.model.policy,
+        "base_model": base,
         "finetuning": settings.finetuning,
         "loss": list(settings.loss),
         "pairs": len(rows),
@@ -167,11 +183,11 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
     return summary
 
 
-def _trainer_args(cfg: Config, work_dir: Path):
+def _common_args(cfg: Config, work_dir: Path, epochs: float) -> dict:
+    """The ``TrainingArguments`` both phases share (preference and SFT)."""
     import torch
 
     from musc_ecd.models.precision import resolve_dtype
-    from musc_ecd.training.trainer import TokenWeightedDPOConfig
 
     settings = cfg.train
     on_gpu = torch.cuda.is_available()
@@ -179,21 +195,16 @@ def _trainer_args(cfg: Config, work_dir: Path):
         bf16 = resolve_dtype("auto", "cuda" if on_gpu else "cpu") == "bfloat16"
     else:
         bf16 = settings.precision == "bf16"
-    return TokenWeightedDPOConfig(
+    return dict(
         output_dir=str(work_dir),
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs,
+        num_train_epochs=epochs,
         max_steps=settings.max_steps,
         lr_scheduler_type=settings.lr_scheduler,
         warmup_steps=settings.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
-        beta=settings.beta,
-        loss_type=list(settings.loss),
-        loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
         max_length=settings.max_length,
-        precompute_ref_log_probs=settings.precompute_ref_log_probs,
-        curriculum=settings.curriculum,
         seed=cfg.seed,
         bf16=bf16,
         use_cpu=not on_gpu,
@@ -205,6 +216,92 @@ def _trainer_args(cfg: Config, work_dir: Path):
         report_to="none",
         disable_tqdm=False,
     )
+
+
+def _trainer_args(cfg: Config, work_dir: Path):
+    from musc_ecd.training.trainer import TokenWeightedDPOConfig
+
+    settings = cfg.train
+    return TokenWeightedDPOConfig(
+        **_common_args(cfg, work_dir, settings.epochs),
+        beta=settings.beta,
+        loss_type=list(settings.loss),
+        loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
+        precompute_ref_log_probs=settings.precompute_ref_log_probs,
+        curriculum=settings.curriculum,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Supervised fine-tuning: train.loss=[sft] alone, or the train.sft_first phase
+
+BASE_MODEL_FILE = "base_model.json"
+
+
+def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float) -> dict:
+    """SFT with TRL's ``SFTTrainer`` (loss on the completion only), resumable from ``work_dir``'s checkpoints."""
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from musc_ecd.models.loading import load_model
+    from musc_ecd.training.callbacks import MetricsJsonl
+
+    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
+    model, tokenizer = load_model(base, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device="cpu")
+    args = SFTConfig(**_common_args(cfg, work_dir, epochs), completion_only_loss=True)
+    peft_config = _lora(cfg) if cfg.train.finetuning == "lora" else None
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=peft_config)
+    checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
+    trainer.add_callback(metrics)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    summary = {"base_model": base, "finetuning": cfg.train.finetuning, "loss": ["sft"], "sft_examples": len(rows),
+               "pairs": len(rows), "global_steps": result.global_step, "train_loss": result.training_loss,
+               "train_seconds_this_session": round(time.perf_counter() - started, 1), "resumed_from": checkpoint,
+               "precision": "bf16" if args.bf16 else "fp32", "final_metrics": metrics.last}
+    if trainer.is_world_process_zero():
+        write_atomic(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _sft_phase(cfg: Config, source: Path, phase_dir: Path, main_process: bool) -> tuple[str, dict]:
+    """``train.sft_first``: SFT once (skipped when done), then the model the preference phase starts from.
+
+    With LoRA the SFT adapter is merged into its base, so that the preference phase's reference (the base
+    with the new adapter disabled) is the SFT model, as in SFT-then-DPO."""
+    manifest = phase_dir / "manifest.json"
+    if manifest.is_file():
+        done = json.loads(manifest.read_text())
+        log.info("the SFT phase in %s is complete; starting the preference phase from it", phase_dir)
+        return done["model"], done["summary"]
+    from musc_ecd.training.sft import sft_rows
+
+    summary = _fit_sft(cfg, sft_rows(source), phase_dir / "checkpoints", phase_dir / "model", cfg.model.policy,
+                       cfg.train.sft_epochs)
+    summary["sft_data"] = str(source)
+    model = phase_dir / "model"
+    if cfg.train.finetuning == "lora" and main_process:
+        model = _merge_adapter(cfg, phase_dir / "model", phase_dir / "merged")
+    if main_process:
+        write_atomic(manifest, json.dumps({"model": str(model), "summary": summary}, indent=2) + "\n")
+    return str(model), summary
+
+
+def _merge_adapter(cfg: Config, adapter: Path, target: Path) -> Path:
+    from peft import PeftModel
+
+    from musc_ecd.models.loading import load_model
+
+    base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
+                                 device="cpu")
+    PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
 
 
 def _lora(cfg: Config):
