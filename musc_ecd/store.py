@@ -144,7 +144,10 @@ class Journal:
             except json.JSONDecodeError:
                 # Only the tail can be torn; a bad line inside a shard means outside tampering.
                 raise RunDirConflictError(f"{shard}:{line_no} is not valid JSON; the run store is damaged") from None
-            self._apply(entry.get("items", []), entry.get("accepted", []), entry.get("rejected", []))
+            if isinstance(entry, dict) and "items" in entry:
+                self._apply(entry["items"], entry.get("accepted", []), entry.get("rejected", []))
+            else:  # a run directory from before item lines: a shard of bare records
+                self._apply_legacy(entry, rejected=self.parts_dir.name == f"{REJECTS}.parts")
         if good_end < len(data):
             self.repaired_lines += 1
             log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted write; its items are redone",
@@ -159,6 +162,17 @@ class Journal:
         for record in rejected:
             self.rejected.setdefault((item_id(record), record["id"]), record)
         self.items.update(items)
+
+    def _apply_legacy(self, record: dict, rejected: bool) -> None:
+        self._apply([item_id(record)], [] if rejected else [record], [record] if rejected else [])
+
+    def load_legacy_rejects(self, parts_dir: Path) -> None:
+        """Rejects of a run directory written before item lines (kept in their own ``rejects.parts``)."""
+        for shard in sorted(parts_dir.glob("shard-*.jsonl")):
+            data = shard.read_bytes()
+            for line in data[: data.rfind(b"\n") + 1].splitlines():
+                if line.strip():
+                    self._apply_legacy(json.loads(line), rejected=True)
 
     def commit(self, items: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> int:
         """Durably append the ``items`` not stored yet, one line each with all its records; return how many."""
@@ -200,6 +214,8 @@ class StageStore:
         self._lock = DirectoryLock(self.stage_dir, artifact)
         try:
             self.journal = Journal(self.stage_dir / f"{artifact}.parts", fingerprint)
+            if (self.stage_dir / f"{REJECTS}.parts").is_dir():
+                self.journal.load_legacy_rejects(self.stage_dir / f"{REJECTS}.parts")
         except BaseException:
             self._lock.release()
             raise

@@ -179,3 +179,20 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     assert (killed / "items.jsonl").read_bytes() == (clean / "items.jsonl").read_bytes()
     resumed = sum(p.read_bytes().count(b"\n") for p in (killed / "items.parts").glob("shard-*.jsonl"))
     assert resumed == total  # none written twice, none lost
+
+
+def test_a_run_directory_in_the_old_layout_still_resumes(tmp_path):
+    """Before item lines: accepted records in NAME.parts, rejects in rejects.parts, one bare record a line."""
+    (tmp_path / "pairs.parts").mkdir()
+    (tmp_path / "rejects.parts").mkdir()
+    for name in ("pairs.parts", "rejects.parts"):
+        (tmp_path / name / "meta.json").write_text(json.dumps({"fingerprint": "fp"}))
+    (tmp_path / "pairs.parts" / "shard-00000.jsonl").write_text(
+        json.dumps({"id": "a", "prompt": "p", "chosen": "c", "rejected": "r"}) + "\n")
+    (tmp_path / "rejects.parts" / "shard-00000.jsonl").write_text(json.dumps({"id": "b", "reason": "empty"}) + "\n")
+    with StageStore(tmp_path, "pairs", "fp") as store:
+        assert store.done_ids() == {"a", "b"}
+        store.commit(accepted=_records(["c"]))
+        store.finalise(["a", "b", "c"])
+    assert [r["id"] for r in read_jsonl(tmp_path / "pairs.jsonl")] == ["a", "c"]
+    assert read_jsonl(tmp_path / "rejects.jsonl") == [{"id": "b", "reason": "empty"}]
