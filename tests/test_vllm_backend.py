@@ -64,3 +64,10 @@ def test_seeded_sampling_survives_long_prompts_batched_together(tiny_vllm):
     long_requests = [chat(f"{i} " + "constraint words " * 700) for i in range(12)]
     out = tiny_vllm.generate(long_requests, SamplingParams(temperature=0.8, max_new_tokens=4, seed=3))
     assert [len(samples) for samples in out] == [1] * 12
+
+
+def test_generate_many_equals_its_calls_one_by_one(tiny_vllm):
+    """Several calls with their own params in one engine run (MuSC's builders side by side): same results."""
+    greedy, sampled = SamplingParams(max_new_tokens=12), SamplingParams(n=2, temperature=0.9, max_new_tokens=8, seed=5)
+    together = tiny_vllm.generate_many([(REQUESTS[:3], greedy), (REQUESTS[2:], sampled)])
+    assert together == [tiny_vllm.generate(REQUESTS[:3], greedy), tiny_vllm.generate(REQUESTS[2:], sampled)]

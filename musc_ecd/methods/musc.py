@@ -3,7 +3,9 @@ artifact, as the full method trains on them.
 
 Each seed goes to exactly one builder, drawn per item from (run seed, item id) with probability
 ``musc_fine.share`` for the fine one, so the split does not depend on chunking or resume and each pair
-keeps the provenance of the builder that made it (``meta.method``). Token weights then apply per pair:
+keeps the provenance of the builder that made it (``meta.method``). The two builders run side by side, their
+calls to the policy gathered into one backend call per round (``models/rendezvous.py``): same results,
+about half the sequential rounds. Token weights then apply per pair:
 ``kl``/``bi_kl`` to coarse pairs (they carry the corrupted instruction) and, with
 ``train.weights_fallback=edit``, ``edit`` to fine ones.
 """
@@ -18,6 +20,7 @@ from musc_ecd.items import Item
 from musc_ecd.methods import musc_coarse, musc_fine
 from musc_ecd.methods.base import RoleUse, item_seed
 from musc_ecd.models.generator import Generator
+from musc_ecd.models.rendezvous import Rendezvous
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.store import item_id
 
@@ -31,17 +34,20 @@ def goes_to_fine(seed: int, item_id: str, share: float) -> bool:
 class Musc:
     def __init__(self, generator: Generator, cfg: Config, judge: Generator | None = None):
         self.cfg = cfg
-        self.coarse = musc_coarse.MuscCoarse(generator, cfg, judge)
-        self.fine = musc_fine.MuscFine(generator, cfg, judge)
+        # The two builders run side by side and their calls to the policy go out together (see rendezvous).
+        self.policy = Rendezvous(generator)
+        shared_judge = self.policy if judge is None or judge is generator else judge
+        self.coarse = musc_coarse.MuscCoarse(self.policy, cfg, shared_judge)
+        self.fine = musc_fine.MuscFine(self.policy, cfg, shared_judge)
 
     def __call__(self, items: list[Item]) -> tuple[list[dict], list[dict]]:
         share = self.cfg.musc_fine.share
         fine = [i for i in items if goes_to_fine(self.cfg.seed, i.id, share)]
         coarse = [i for i in items if not goes_to_fine(self.cfg.seed, i.id, share)]
-        pairs, rejects = self.coarse(coarse) if coarse else ([], [])
-        if fine:
-            fine_pairs, fine_rejects = self.fine(fine)
-            pairs, rejects = pairs + fine_pairs, rejects + fine_rejects
+        jobs = [job for job, part in ((lambda: self.coarse(coarse), coarse), (lambda: self.fine(fine), fine)) if part]
+        pairs, rejects = [], []
+        for part_pairs, part_rejects in self.policy.run(jobs):
+            pairs, rejects = pairs + part_pairs, rejects + part_rejects
         return pairs, rejects
 
 

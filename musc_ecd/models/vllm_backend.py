@@ -80,37 +80,44 @@ class VLLMGenerator:
         return cls(llm, tokenizer, name=model_spec, context=llm.llm_engine.model_config.max_model_len)
 
     def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]:
+        return self.generate_many([(requests, params)])[0]
+
+    def generate_many(self, calls: Sequence[tuple[Sequence[Chat], SamplingParams]]) -> list[list[list[Completion]]]:
+        """Several calls, each with its own params, as *one* engine run: continuous batching then keeps the
+        CPU or GPU busy across all of them instead of waiting for each call's longest answer in turn."""
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
-        validate_requests(requests)
-        samples_to_run = 1 if params.greedy else params.n
-        encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
-        check_prompt_fits([len(ids) for ids in encoded], self.context, "generation.vllm.max_model_len")
         prompts, sampling, owners = [], [], []
-        for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)):
-            for s in range(samples_to_run):
-                prompts.append(TokensPrompt(prompt_token_ids=ids))
-                sampling.append(
-                    VSamplingParams(
-                        n=1,
-                        temperature=params.temperature,
-                        top_p=params.top_p,
-                        max_tokens=params.max_new_tokens,
-                        stop=list(params.stop) or None,
-                        seed=None if params.greedy else sample_seed(params.seed, chat, s),
-                        skip_special_tokens=True,
+        for call, (requests, params) in enumerate(calls):
+            validate_requests(requests)
+            encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
+            check_prompt_fits([len(ids) for ids in encoded], self.context, "generation.vllm.max_model_len")
+            for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)):
+                for s in range(1 if params.greedy else params.n):
+                    prompts.append(TokensPrompt(prompt_token_ids=ids))
+                    sampling.append(
+                        VSamplingParams(
+                            n=1,
+                            temperature=params.temperature,
+                            top_p=params.top_p,
+                            max_tokens=params.max_new_tokens,
+                            stop=list(params.stop) or None,
+                            seed=None if params.greedy else sample_seed(params.seed, chat, s),
+                            skip_special_tokens=True,
+                        )
                     )
-                )
-                owners.append((i, s))
-        outputs = self.llm.generate(prompts, sampling, use_tqdm=self.show_progress)
-        results: list[list[Completion | None]] = [[None] * params.n for _ in requests]
-        for (i, s), output in zip(owners, outputs, strict=True):
+                    owners.append((call, i, s))
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=self.show_progress) if prompts else []
+        results: list[list[list[Completion | None]]] = [[[None] * params.n for _ in requests]
+                                                        for requests, params in calls]
+        for (call, i, s), output in zip(owners, outputs, strict=True):
+            params = calls[call][1]
             completion = self._completion(output.outputs[0], params)
             if params.greedy:
-                results[i] = [completion] * params.n
+                results[call][i] = [completion] * params.n
             else:
-                results[i][s] = completion
+                results[call][i][s] = completion
         return results  # type: ignore[return-value]
 
     def _completion(self, out, params: SamplingParams) -> Completion:
