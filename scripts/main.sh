@@ -6,4 +6,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$("$root/scripts/env.sh")
 cd "$root"
 export MUSC_ECD_CACHE=${MUSC_ECD_CACHE:-$root/.cache}
-exec "$venv/bin/musc-ecd" run configs/quickstart.yaml "$@"
+# An environment built without vLLM (MUSC_ECD_NO_VLLM=1) runs the same job on the transformers backend.
+backend=(); [ "${MUSC_ECD_NO_VLLM:-0}" = "1" ] && backend=(generation.backend=hf)
+exec "$venv/bin/musc-ecd" run configs/quickstart.yaml "${backend[@]}" "$@"

@@ -16,11 +16,13 @@ from musc_ecd.store import read_jsonl
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 IFEVAL = REPO.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
-TINY = ["model.policy=tiny", "model.dtype=float32", f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
+TINY = ["model.policy=tiny", "model.dtype=float32", "generation.backend=hf",
+        f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
         "data.limit=6", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8",
         "musc.respond_max_tokens=12", "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8",
         "musc_fine.correct_max_tokens=12", "train.epochs=1", "train.precision=fp32", "eval.limit=4",
-        "eval.max_new_tokens=8"]
+        "eval.max_new_tokens=8",
+        "musc_fine.min_revision_kept=0"]  # the random tiny model never revises minimally: keep its fine pairs
 METRICS = {"prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"}
 PNG = b"\x89PNG\r\n\x1a\n"
 

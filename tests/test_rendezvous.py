@@ -72,11 +72,11 @@ def test_musc_gives_the_same_pairs_as_its_builders_in_turn(tmp_path):
     generator = HFGenerator(model, tokenizer, name="tiny", batch_size=4, show_progress=False)
     seeds = write_jsonl(tmp_path / "s.jsonl", [{"id": f"s{i}", "instruction": f"Write {i} lines. Be brief. No commas."}
                                                for i in range(6)])
-    items = [i for i in load_items(seeds, prompt_field="instruction", id_field="id")]
+    items = list(load_items(seeds, prompt_field="instruction", id_field="id"))
     cfg = load_config(None, ["method=musc", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16",
-                             "musc.rewrite_max_tokens=8", "musc.respond_max_tokens=12", "musc_fine.respond_max_tokens=12",
-                             "musc_fine.judge_max_tokens=8", "musc_fine.correct_max_tokens=12",
-                             "musc_fine.min_revision_kept=0"])
+                             "musc.rewrite_max_tokens=8", "musc.respond_max_tokens=12",
+                             "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8",
+                             "musc_fine.correct_max_tokens=12", "musc_fine.min_revision_kept=0"])
     together = musc.build(ModelRoles.of(generator), cfg)(items)
     fine_items = [i for i in items if musc.goes_to_fine(cfg.seed, i.id, cfg.musc_fine.share)]
     coarse_items = [i for i in items if i not in fine_items]

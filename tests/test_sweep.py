@@ -16,7 +16,8 @@ from musc_ecd.sweep import Variant, dotlist_value, expand, load_sweep, run_names
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
-TINY = ["model.policy=tiny", "model.dtype=float32", f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
+TINY = ["model.policy=tiny", "model.dtype=float32", "generation.backend=hf", "musc_fine.min_revision_kept=0",
+        f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
         "data.limit=4", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8",
         "musc.respond_max_tokens=12", "train.epochs=1", "train.precision=fp32", "eval.limit=3",
         "eval.max_new_tokens=8"]

@@ -30,6 +30,18 @@ from musc_ecd.models.generator import (
 )
 
 
+def _context_length(path, requested: int) -> int:
+    """``generation.vllm.max_model_len`` capped at the model's own context (vLLM refuses more with a trace)."""
+    import json
+
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return requested
+    own = config.get("max_position_embeddings")
+    return min(requested, int(own)) if isinstance(own, int | float) and own > 0 else requested
+
+
 class VLLMGenerator:
     def __init__(self, llm, tokenizer, name: str, show_progress: bool = True, context: int | None = None):
         self.llm = llm
@@ -70,7 +82,7 @@ class VLLMGenerator:
             dtype=dtype,
             seed=cfg.seed,
             enforce_eager=enforce_eager,
-            max_model_len=options.max_model_len,
+            max_model_len=_context_length(path, options.max_model_len),
             gpu_memory_utilization=options.gpu_memory_utilization,
             tensor_parallel_size=options.tensor_parallel_size,
             trust_remote_code=cfg.model.trust_remote_code,
