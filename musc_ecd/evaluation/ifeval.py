@@ -107,7 +107,7 @@ def score(inputs: list[dict], responses: list[str]) -> list[PromptResult]:
         variants = [v for v in get_loose_transformations(response) if v.strip()]
         strict, loose = [], []
         for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"], strict=True):
-            strict.append(bool(response.strip()) and check_instruction(instruction_id, kwargs, response, row["prompt"]))
+            strict.append(check_instruction(instruction_id, kwargs, response, row["prompt"]))
             loose.append(any(check_instruction(instruction_id, kwargs, v, row["prompt"]) for v in variants))
         results.append(PromptResult(str(row.get("key", len(results))), row["prompt"],
                                     tuple(row["instruction_id_list"]), tuple(strict), tuple(loose)))
@@ -159,7 +159,8 @@ def score_files(input_path: str | Path, responses_path: str | Path) -> dict:
 
 def check_instruction(instruction_id: str, kwargs: dict | None, response: str, prompt: str = "") -> bool:
     """Whether ``response`` follows one instruction: the single check that scoring, the typed constraints
-    (``musc_ecd.constraints.typed``) and label audits all call. Undecided is not a pass."""
+    (``musc_ecd.constraints.typed``) and label audits all call. Undecided (an empty response, or no
+    detectable language) is not a pass."""
     return instruction_verdict(instruction_id, kwargs, response, prompt) is True
 
 
@@ -172,6 +173,8 @@ def instruction_verdict(instruction_id: str, kwargs: dict | None, response: str,
     """
     if instruction_id not in _registry():
         raise DataError(f"unknown IFEval instruction id '{instruction_id}'")
+    if not response.strip():
+        return None  # an empty answer follows nothing, and its typed inverse must not pass on it either
     _prepare_offline()
     passed = bool(_build_checker(instruction_id, kwargs, prompt).check_following(response))
     if passed and instruction_id in LANGUAGE_DETECTING and not _language_detectable(response):
