@@ -140,7 +140,7 @@ def _capital_words(k: dict) -> tuple[str, ...]:
     n = k["capital_frequency"]
     note = "single capitals such as the word I count too"
     if k["capital_relation"] == "at least":
-        return (f"Use at least {n} words written entirely in capital letters.",
+        return (f"Include at least {n} words that are fully capitalised (ALL CAPS).",
                 f"Put {n} or more words in ALL CAPS for emphasis.")
     return (f"Use fewer than {n} words written entirely in capital letters ({note}).",
             f"At most {n - 1} words of your answer may be in all capital letters ({note}).")
@@ -179,7 +179,7 @@ POSITIVE: dict[str, Phrasings] = {
         "Format the whole response as one JSON value (you may wrap it in markdown code fences)."),
     "detectable_format:title": lambda k: ("Give your answer a title in double angle brackets, such as <<Notes "
                                           "From the Field>>.",
-                                          "Start with a title wrapped in double angle brackets, like "
+                                          "Include a title wrapped in double angle brackets, like "
                                           "<<A Plan in Three Steps>>."),
     "combination:two_responses": lambda k: (
         "Write two different answers and separate them with six asterisks (******); use ****** nowhere else.",

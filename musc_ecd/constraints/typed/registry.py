@@ -106,7 +106,8 @@ def normalize_kwargs(instruction_id: str, kwargs: dict | None) -> dict:
         if ok and name == "language":
             ok = value in language_names()
         if not ok:
-            what = "relation " + str(RELATIONS) if name.endswith("relation") else expected.__name__
+            what = ("relation " + str(RELATIONS) if name.endswith("relation") else
+                    "language code the checker knows" if name == "language" else expected.__name__)
             raise UnknownConstraintError(f"{instruction_id}: kwarg {name}={value!r} is not a valid {what}")
         normalized[name] = value
     return normalized

@@ -21,7 +21,7 @@ POSTSCRIPT_MARKERS = ("P.S.", "P.P.S")
 SECTION_SPLITTERS = ("Section", "SECTION", "Part", "PART", "Step")
 
 # Latin-script languages that ``langdetect`` tells apart reliably on a paragraph of text.
-LANGUAGES = ("fr", "de", "es", "it", "pt", "nl")
+LANGUAGES = ("fr", "de", "es", "it", "pt", "pl")
 
 # Letters for "at least" (common in English prose) and "less than" (rare, so the bound can be met).
 COMMON_LETTERS = ("e", "t", "a", "o", "i", "n", "s", "r")
