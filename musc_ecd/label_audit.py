@@ -70,11 +70,12 @@ def typed_constraints(record: dict) -> list[TypedConstraint]:
 
 def judge_pair(record: dict) -> PairVerdict | None:
     """Strict verdicts of chosen and rejected on the pair's constraints; None when it has none."""
+    # the columns are read first, so a malformed pair is an error whether or not it has constraints
+    prompt = message_text(record["prompt"], "user")
+    chosen, rejected = message_text(record["chosen"], "assistant"), message_text(record["rejected"], "assistant")
     constraints = typed_constraints(record)
     if not constraints:
         return None
-    prompt = message_text(record["prompt"], "user")
-    chosen, rejected = message_text(record["chosen"], "assistant"), message_text(record["rejected"], "assistant")
     return PairVerdict(tuple(constraints), tuple(c.check(chosen, prompt) for c in constraints),
                        tuple(c.check(rejected, prompt) for c in constraints))
 
