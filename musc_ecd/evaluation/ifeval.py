@@ -107,8 +107,9 @@ def score(inputs: list[dict], responses: list[str]) -> list[PromptResult]:
         variants = [v for v in get_loose_transformations(response) if v.strip()]
         strict, loose = [], []
         for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"], strict=True):
-            strict.append(check_instruction(instruction_id, kwargs, response, row["prompt"]))
-            loose.append(any(check_instruction(instruction_id, kwargs, v, row["prompt"]) for v in variants))
+            checker = _build_checker(instruction_id, kwargs, row["prompt"])  # built once for the 9 texts
+            strict.append(_decide(checker, instruction_id, response) is True)
+            loose.append(any(_decide(checker, instruction_id, v) is True for v in variants))
         results.append(PromptResult(str(row.get("key", len(results))), row["prompt"],
                                     tuple(row["instruction_id_list"]), tuple(strict), tuple(loose)))
     return results
@@ -173,13 +174,8 @@ def instruction_verdict(instruction_id: str, kwargs: dict | None, response: str,
     """
     if instruction_id not in _registry():
         raise DataError(f"unknown IFEval instruction id '{instruction_id}'")
-    if not response.strip():
-        return None  # an empty answer follows nothing, and its typed inverse must not pass on it either
     _prepare_offline()
-    passed = bool(_build_checker(instruction_id, kwargs, prompt).check_following(response))
-    if passed and instruction_id in LANGUAGE_DETECTING and not _language_detectable(response):
-        return None
-    return passed
+    return _decide(_build_checker(instruction_id, kwargs, prompt), instruction_id, response)
 
 
 # The checkers whose verdict rests on ``langdetect``.
@@ -189,9 +185,28 @@ LANGUAGE_DETECTING = frozenset({"language:response_language", "change_case:engli
 
 # ----------------------------------------------------------------------------------------------
 
-def _language_detectable(text: str) -> bool:
-    import langdetect
+def _decide(checker, instruction_id: str, response: str) -> bool | None:
+    """The one place a verdict is made (``instruction_verdict``, and ``score`` with a checker it reuses)."""
+    if not response.strip():
+        return None  # an empty answer follows nothing, and its typed inverse must not pass on it either
+    passed = bool(checker.check_following(response))
+    if passed and instruction_id in LANGUAGE_DETECTING and not _language_detectable(response):
+        return None
+    return passed
 
+
+def _language_detectable(text: str) -> bool:
+    """Whether ``langdetect`` finds any feature in ``text`` (else it raises, and the checker says "pass")."""
+    import langdetect
+    from langdetect.detector import Detector
+
+    # Fast path for the common case: the detector drops URLs and e-mail addresses, then builds its features
+    # from letters; ASCII letters are in every language profile, so any left means it can decide.
+    letters = [c for c in Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text)) if c.isalpha()]
+    if not letters:
+        return False
+    if all(c.isascii() for c in letters):
+        return True
     try:
         langdetect.detect(text)
     except langdetect.LangDetectException:
