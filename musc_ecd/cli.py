@@ -133,6 +133,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from musc_ecd.label_audit import audit_file, format_audit
+
+    summary = audit_file(args.pairs)
+    print(json.dumps(summary, indent=2) if args.json else format_audit(summary))
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     from musc_ecd.config import load_config, to_yaml
 
@@ -181,6 +189,7 @@ FILE_COMMANDS = {
     "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
     "sweep": (_sweep, "run a grid of configs (base + grid/zip axes), locally in turn or on SLURM via submitit"),
     "report": (_report, "one table (Markdown + CSV) and plots for every run under RUNS_DIR"),
+    "audit": (_audit, "label accuracy of a pairs JSONL on its typed constraints: chosen better / tied / reversed"),
 }
 
 
@@ -221,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (name, directory, overrides, status)")
     report = sub.add_parser("report", help=FILE_COMMANDS["report"][1], description=FILE_COMMANDS["report"][1])
     report.add_argument("runs_dir", help="a directory of run directories (e.g. a sweep's runs_dir), or one run")
+    audit = sub.add_parser("audit", help=FILE_COMMANDS["audit"][1], description=FILE_COMMANDS["audit"][1])
+    audit.add_argument("pairs", help="TRL-format pairs JSONL (conversational or plain) with instruction_id_list/"
+                       "kwargs columns or meta.typed_constraints")
+    audit.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
 
 

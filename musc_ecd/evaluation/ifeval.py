@@ -20,6 +20,9 @@ Differences from the reference code, on purpose:
 - An empty response fails all its instructions (the library would return no results for it, which
   would silently drop them from the instruction-level count).
 - An unknown instruction id is an error, not a skip. ``<think>`` blocks are not stripped.
+- A response in which ``langdetect`` finds no language (only digits or symbols) fails the three
+  checkers that detect a language (the reference counts it as a pass): a check that cannot decide is
+  not a pass. ``check_instruction`` is the one function every verdict in the project goes through.
 - The language detector (``langdetect``) is seeded, so ``language:response_language`` is reproducible.
 """
 
@@ -104,9 +107,9 @@ def score(inputs: list[dict], responses: list[str]) -> list[PromptResult]:
         variants = [v for v in get_loose_transformations(response) if v.strip()]
         strict, loose = [], []
         for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"], strict=True):
-            checker = _build_checker(instruction_id, kwargs, row["prompt"])
-            strict.append(bool(response.strip()) and bool(checker.check_following(response)))
-            loose.append(any(checker.check_following(v) for v in variants))
+            checker = _build_checker(instruction_id, kwargs, row["prompt"])  # built once for the 9 texts
+            strict.append(_decide(checker, instruction_id, response) is True)
+            loose.append(any(_decide(checker, instruction_id, v) is True for v in variants))
         results.append(PromptResult(str(row.get("key", len(results))), row["prompt"],
                                     tuple(row["instruction_id_list"]), tuple(strict), tuple(loose)))
     return results
@@ -155,7 +158,61 @@ def score_files(input_path: str | Path, responses_path: str | Path) -> dict:
             "per_prompt": [r.to_json() for r in results]}
 
 
+def check_instruction(instruction_id: str, kwargs: dict | None, response: str, prompt: str = "") -> bool:
+    """Whether ``response`` follows one instruction: the single check that scoring, the typed constraints
+    (``musc_ecd.constraints.typed``) and label audits all call. Undecided (an empty response, or no
+    detectable language) is not a pass."""
+    return instruction_verdict(instruction_id, kwargs, response, prompt) is True
+
+
+def instruction_verdict(instruction_id: str, kwargs: dict | None, response: str, prompt: str = "") -> bool | None:
+    """True or False from the library's checker, or None when it cannot decide.
+
+    The checkers that detect a language count a text with no detectable language (digits, symbols) as
+    following the instruction; here that is undecided, so that neither a constraint nor its typed
+    inverse passes on it.
+    """
+    if instruction_id not in _registry():
+        raise DataError(f"unknown IFEval instruction id '{instruction_id}'")
+    _prepare_offline()
+    return _decide(_build_checker(instruction_id, kwargs, prompt), instruction_id, response)
+
+
+# The checkers whose verdict rests on ``langdetect``.
+LANGUAGE_DETECTING = frozenset({"language:response_language", "change_case:english_capital",
+                                "change_case:english_lowercase"})
+
+
 # ----------------------------------------------------------------------------------------------
+
+def _decide(checker, instruction_id: str, response: str) -> bool | None:
+    """The one place a verdict is made (``instruction_verdict``, and ``score`` with a checker it reuses)."""
+    if not response.strip():
+        return None  # an empty answer follows nothing, and its typed inverse must not pass on it either
+    passed = bool(checker.check_following(response))
+    if passed and instruction_id in LANGUAGE_DETECTING and not _language_detectable(response):
+        return None
+    return passed
+
+
+def _language_detectable(text: str) -> bool:
+    """Whether ``langdetect`` finds any feature in ``text`` (else it raises, and the checker says "pass")."""
+    import langdetect
+    from langdetect.detector import Detector
+
+    # Fast path for the common case: the detector drops URLs and e-mail addresses, then builds its features
+    # from letters; ASCII letters are in every language profile, so any left means it can decide.
+    letters = [c for c in Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text)) if c.isalpha()]
+    if not letters:
+        return False
+    if all(c.isascii() for c in letters):
+        return True
+    try:
+        langdetect.detect(text)
+    except langdetect.LangDetectException:
+        return False
+    return True
+
 
 def _build_checker(instruction_id: str, kwargs: dict, prompt: str):
     checker = _registry()[instruction_id](instruction_id)

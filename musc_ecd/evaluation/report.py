@@ -282,6 +282,25 @@ def base_table(records: list[RunRecord], sets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
+    """Instruction-level strict accuracy per constraint type, base vs trained, for each evaluation set.
+
+    Read from ``RUN_DIR/eval/SET/{base,trained}/results.json`` (``by_instruction_type``, as IFEval scores
+    it), so a reader sees which constraint types a method moved. Empty when no set has both results.
+    """
+    lines = []
+    for s in sets:
+        sides = [_read_json(run_dir / "eval" / s / side / "results.json") or {} for side in ("base", "trained")]
+        base, trained = (side.get("by_instruction_type") or {} for side in sides)
+        for kind in sorted(set(base) & set(trained)):
+            a, b, count = base[kind]["strict_acc"], trained[kind]["strict_acc"], base[kind]["count"]
+            lines.append(f"| {SET_LABELS.get(s, s)} | {kind} | {count} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
+    if not lines:
+        return ""
+    header = "| set | constraint type | count | base | trained | trained − base |"
+    return "\n".join([header, "|---|---|---|---|---|---|", *lines])
+
+
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
           "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = the policy made every model "
           "call; `teacher:M` = a named teacher evolved and answered (ECD); `responders:A>B` = APC's ladder. "
@@ -346,6 +365,9 @@ def render_run_report(run_dir: Path) -> str:
         text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
                                  record.labels.get("trained", "trained"))
         parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]
+    by_type = constraint_type_table(run_dir, sets)
+    if by_type:
+        parts += ["## By constraint type (instruction-level strict accuracy)", by_type]
     if images:
         parts += ["## Plots", _images(images, run_dir)]
     markdown = "\n\n".join(parts) + "\n"
