@@ -12,6 +12,7 @@ from pathlib import Path
 from musc_ecd.config import Config, fingerprint
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import load_items
+from musc_ecd.label_audit import META_FIELD, label_accuracy
 from musc_ecd.methods import check_roles, get_method
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
@@ -41,6 +42,8 @@ def generate(cfg: Config, run_dir: Path) -> dict:
 
     def describe(pairs, rejects):
         summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
+        if any((p.get("meta") or {}).get(META_FIELD) for p in pairs):  # measured on the seeds' typed constraints
+            summary["label_accuracy"] = label_accuracy(pairs)
         warnings = list(_warnings(summary))
         for warning in warnings:
             log.warning("%s", warning)

@@ -86,9 +86,16 @@ def test_a_revision_keeping_too_little_of_the_answer_is_not_minimal(tmp_path):
     rewrite = "The response is polite and ends correctly, so it satisfies the instruction."
     pairs, rejects = _fine(tmp_path, scripted(correct=rewrite))
     assert pairs == [] and [r["reason"] for r in rejects] == ["revision_not_minimal"]
-    assert "kept 0.0" in rejects[0]["detail"]
+    assert float(rejects[0]["detail"].split()[1]) < 0.5  # "kept 0.19 of the answer's words"
     pairs, rejects = _fine(tmp_path, scripted(correct=rewrite), "musc_fine.min_revision_kept=0")
     assert len(pairs) == 1 and not rejects
+
+
+def test_re_casing_and_re_punctuating_are_minimal():
+    from musc_ecd.constraints.correct import kept_share
+
+    assert kept_share("THE HEATER IS BROKEN, PLEASE FIX IT.", "the heater is broken please fix it") == 1.0
+    assert kept_share("one two three four", "one two") == 0.5
 
 
 def test_a_minimal_revision_is_kept_with_its_kept_share(tmp_path):

@@ -14,12 +14,19 @@ def correct_request(instruction: str, response: str, violated: Sequence[str]) ->
 
 
 def kept_share(original: str, revision: str) -> float:
-    """Share of the original answer's words that the revision keeps, in order (difflib's matching blocks)."""
-    before, after = original.split(), revision.split()
+    """Share of the original answer's words that the revision keeps, in order (difflib's matching blocks).
+
+    Words are compared without case and surrounding punctuation: re-casing ("write in lowercase") or
+    re-punctuating ("no commas") is the very minimal correction this must not count as a rewrite."""
+    before, after = _words(original), _words(revision)
     if not before:
         return 0.0
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
     return sum(block.size for block in matcher.get_matching_blocks()) / len(before)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (word.strip(".,;:!?\"'()[]*").lower() for word in text.split()) if w]
 
 
 def parse_revision(text: str, original: str, min_kept: float = 0.0) -> tuple[str | None, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse
+from musc_ecd.methods.base import RoleUse, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
@@ -102,6 +102,7 @@ class Apc:
                 "seed_id": item.id,
                 "source_instruction": item.prompt,
                 "source_line": item.line,
+                "typed_constraints": seed_typed_constraints(item),
                 "chosen_rank": i,
                 "rejected_rank": j,
                 "strengths": {"chosen": self.strengths[i], "rejected": self.strengths[j]},

@@ -60,6 +60,23 @@ class ConstraintPairBuilder:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line, judge=judge))
 
 
+def seed_typed_constraints(item) -> list[dict] | None:
+    """The seed's verifiable constraints (IFEval's ``instruction_id_list``/``kwargs`` columns), as the pairs'
+    ``meta.typed_constraints``: they are constraints of every prompt built from the seed, so the label audit
+    can score chosen and rejected on them. None when the seed has none; a malformed list is an error naming
+    the seed, not a silent omission."""
+    from musc_ecd.constraints.typed import from_ifeval
+    from musc_ecd.errors import DataError
+
+    ids, kwargs = item.fields.get("instruction_id_list"), item.fields.get("kwargs")
+    if ids is None:
+        return None
+    try:
+        return [c.to_json() for c in from_ifeval(ids, kwargs if kwargs is not None else [{}] * len(ids))]
+    except DataError as exc:
+        raise DataError(f"seed {item.id} (line {item.line}): {exc}") from None
+
+
 def item_seed(seed: int, item_id: str, stage: str) -> int:
     """A per-item random seed from (run seed, item id, stage): independent of chunking and resume."""
     return int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|{stage}".encode()).digest()[:8], "little")

@@ -49,7 +49,7 @@ from musc_ecd.constraints.evolve import (
 )
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse, item_seed
+from musc_ecd.methods.base import RoleUse, item_seed, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -197,6 +197,7 @@ class Ecd:
                 "seed_id": chain.item.id,
                 "source_instruction": chain.item.prompt,
                 "source_line": chain.item.line,
+                "typed_constraints": seed_typed_constraints(chain.item),
                 "round": k,
                 "negative_round": j,
                 "operation": str(current.operation),

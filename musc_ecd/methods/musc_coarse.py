@@ -48,7 +48,7 @@ from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, item_seed
+from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, item_seed, seed_typed_constraints
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -185,6 +185,7 @@ class MuscCoarse(ConstraintPairBuilder):
                 "method": METHOD,
                 "source_instruction": w.item.prompt,
                 "source_line": w.item.line,
+                "typed_constraints": seed_typed_constraints(w.item),
                 "decomposition": w.decomposition.to_json(),
                 "corruptions": [c.to_json() for c in w.corruptions],
                 "positive_instruction": w.positive,

@@ -31,7 +31,7 @@ from musc_ecd.constraints.correct import correct_request, kept_share, parse_revi
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse
+from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, seed_typed_constraints
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -148,6 +148,7 @@ class MuscFine(ConstraintPairBuilder):
                 "method": METHOD,
                 "source_instruction": w.item.prompt,
                 "source_line": w.item.line,
+                "typed_constraints": seed_typed_constraints(w.item),
                 "decomposition": w.decomposition.to_json(),
                 "samples": [{"text": text, "verdicts": verdicts, "score": round(score, 4), "judge_raw": raw}
                             for text, verdicts, score, raw in zip(w.samples, w.verdicts, w.scores, w.judge_raw,
