@@ -160,3 +160,18 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert "is not a directory of runs" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no run directories" in capsys.readouterr().err
+
+
+def test_label_accuracy_column_when_pairs_carry_typed_constraints(runs_dir):
+    audit = {"pairs": 6, "with_constraints": 5, "chosen_better": 0.6, "tied": 0.4, "reversed": 0.0,
+             "chosen_mean_passed": 1.8, "rejected_mean_passed": 1.0}
+    summary = runs_dir / "a-self" / "generate" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "label_accuracy": audit}))
+    assert main(["report", str(runs_dir)]) == 0
+    markdown = (runs_dir / "report.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| run |"))
+    assert header.split(" | ")[9] == "labels better/tied/reversed"
+    row = next(line for line in markdown.splitlines() if line.startswith("| a-self |"))
+    assert row.split(" | ")[9] == "0.60/0.40/0.00 (n=5)"
+    csv_row = next(line for line in (runs_dir / "report.csv").read_text().splitlines() if line.startswith("a-self"))
+    assert ",5,0.6,0.4,0.0,1.8,1.0," in csv_row

@@ -67,6 +67,8 @@ class RunRecord:
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     yield_per_stage: dict[str, int] = field(default_factory=dict)
     generation_source: str | None = None
+    label_accuracy: dict = field(default_factory=dict)
+    """The generate summary's audit of the pairs on their typed constraints (empty when none carry any)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,6 +168,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         curves=_curves(directory / "train" / "metrics.jsonl"),
         yield_per_stage=generation.get("yield_per_stage") or {},
         generation_source=str((directory / "generate").resolve()) if (directory / "generate").exists() else None,
+        label_accuracy=generation.get("label_accuracy") or {},
     )
 
 
@@ -226,13 +229,27 @@ def _descriptive(record: RunRecord, key: str) -> str:
     return _text(getattr(record, key))
 
 
+LABEL_SHARES = ("chosen_better", "tied", "reversed")
+LABEL_COLUMNS = ("with_constraints", *LABEL_SHARES, "chosen_mean_passed", "rejected_mean_passed")
+
+
+def _labels(record: RunRecord) -> str:
+    """``better/tied/reversed (n)``: the label audit on the pairs' typed constraints, or – without any."""
+    audit = record.label_accuracy
+    if not audit or not audit.get("with_constraints"):
+        return MISSING
+    return "/".join(f"{audit[k]:.2f}" for k in LABEL_SHARES) + f" (n={audit['with_constraints']})"
+
+
 def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
-    headers = ["run", "status", *DESCRIPTIVE]
+    # The label-audit column appears when some run's pairs carry typed constraints (verifiable seeds).
+    audited = any(r.label_accuracy.get("with_constraints") for r in records)
+    headers = ["run", "status", *DESCRIPTIVE, *(["labels better/tied/reversed"] if audited else [])]
     headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" for s in sets for m in METRICS]
     headers += ["train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in records:
-        cells = [r.name, r.status, *(_descriptive(r, key) for key in DESCRIPTIVE)]
+        cells = [r.name, r.status, *(_descriptive(r, key) for key in DESCRIPTIVE), *([_labels(r)] if audited else [])]
         cells += [_cell(r.comparisons.get(s, {}).get(m)) for s in sets for m in METRICS]
         cells += [_text(r.train_seconds)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -240,7 +257,8 @@ def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
 
 
 def csv_columns(sets: list[str]) -> list[str]:
-    columns = ["run", "status", *DESCRIPTIVE, "generated_pairs", "train_steps", "train_seconds"]
+    columns = ["run", "status", *DESCRIPTIVE, "generated_pairs", "train_steps", "train_seconds",
+               *(f"labels/{key}" for key in LABEL_COLUMNS)]
     for s in sets:
         for m in METRICS:
             columns += [f"{s}/{m}", f"{s}/{m}/base", f"{s}/{m}/diff", f"{s}/{m}/ci_low", f"{s}/{m}/ci_high"]
@@ -254,6 +272,7 @@ def csv_table(records: list[RunRecord], sets: list[str]) -> str:
     for r in records:
         row = {"run": r.name, "status": r.status, **{key: getattr(r, key) for key in DESCRIPTIVE},
                "generated_pairs": r.generated_pairs, "train_steps": r.train_steps, "train_seconds": r.train_seconds,
+               **{f"labels/{key}": r.label_accuracy.get(key) for key in LABEL_COLUMNS},
                "error": r.error,
                "directory": str(r.directory)}
         for s in sets:
