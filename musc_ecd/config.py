@@ -37,7 +37,10 @@ class ModelConfig:
     responders: list[str] = field(default_factory=list)
     """APC's responders, strongest first. Empty = [policy]."""
     judge: str | None = None
-    """Model that judges constraint satisfaction. None = the policy."""
+    """Model that judges constraint satisfaction. None = the policy. ``checkers``: typed constraints (from
+    verifiable seeds) are judged by code, with IFEval's checkers; untyped ones per ``judge_untyped``."""
+    judge_untyped: Literal["policy", "skip"] = "policy"
+    """With ``judge=checkers``: untyped constraints are judged by the policy, or left out of the judgement."""
     dtype: DType = "auto"
     """Weights dtype for generation, token weights and evaluation. ``auto`` = bfloat16 only where the hardware
     computes it natively (a CUDA GPU with bf16; a CPU with AVX-512-BF16 or AMX), else float32: emulated bf16

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from musc_ecd.config import Config, fingerprint
+from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import load_items
 from musc_ecd.label_audit import META_FIELD, label_accuracy
@@ -32,7 +33,7 @@ def generate(cfg: Config, run_dir: Path) -> dict:
     if hasattr(method, "check"):
         method.check(cfg)
     check_roles(cfg)  # a named role the method never calls is refused: no result may claim it
-    for spec in dict.fromkeys(m for use in method.roles(cfg) for m in use.models):
+    for spec in dict.fromkeys(m for use in method.roles(cfg) for m in use.models if m != CHECKERS):
         resolve_model_path(spec)  # fail on a missing model (any role) before any work
     entries = load_items(cfg.data.seeds, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
     key = fingerprint(cfg, ("seed", "method", "model", "generation", "data", *METHOD_SECTIONS[cfg.method]))

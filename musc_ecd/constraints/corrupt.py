@@ -31,11 +31,18 @@ class Corruption:
     fallback_from: Operator | None = None
     """Set when a substitute/negate rewrite was unusable and the constraint was dropped instead."""
     fallback_reason: str | None = None
-    """Why the rewrite was unusable (``unusable_rewrite`` or ``copied_demonstration``)."""
+    """Why the rewrite was unusable (``unusable_rewrite``, ``copied_demonstration``, ``no_typed_substitute``)."""
+    typed_original: dict | None = None
+    """For a typed constraint (a verifiable seed's): it, and what the corruption made of it (None = dropped);
+    typed corruptions are exact, on kwargs, with no policy call."""
+    typed_new: dict | None = None
 
     def to_json(self) -> dict:
-        return {"index": self.index, "operator": self.operator, "original": self.original, "new": self.new,
-                "fallback_from": self.fallback_from, "fallback_reason": self.fallback_reason}
+        record = {"index": self.index, "operator": self.operator, "original": self.original, "new": self.new,
+                  "fallback_from": self.fallback_from, "fallback_reason": self.fallback_reason}
+        if self.typed_original is not None:
+            record.update(typed_original=self.typed_original, typed_new=self.typed_new)
+        return record
 
 
 def corruption_count(n: int, drop_ratio: float, keep_first: bool) -> int:

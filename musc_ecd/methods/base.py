@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
+from musc_ecd.constraints.seeded import CHECKERS, seed_constraints
 from musc_ecd.items import Reject
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
@@ -28,24 +29,36 @@ class ConstraintPairBuilder:
     """Base of builders that start from an instruction's constraints (MuSC coarse and fine).
 
     A subclass's work items have ``item``, ``decomposition`` and ``raw_decomposition``; it provides
-    ``_params(stage)`` with a ``"decompose"`` stage. ``judge`` is the generator behind ``model.judge`` (the
-    policy unless a judge is named).
+    ``_params(stage)`` with a ``"decompose"`` stage, and ``typed_at`` (position → typed constraint). ``judge``
+    is the generator behind ``model.judge`` (the policy unless a judge is named; with ``checkers``, the
+    generator that judges the untyped constraints, or None when they are left out).
     """
 
     def __init__(self, generator: Generator, cfg: Config, judge: Generator | None = None):
         self.generator = generator
-        self.judge_generator = judge or generator
         self.cfg = cfg
+        # None = the policy judges; with checkers, None = nothing judges the untyped constraints.
+        self.judge_generator = judge if judge is not None or self.code_judge else generator
         self.rejects: list[Reject] = []
 
     def _params(self, stage: str) -> SamplingParams:
         raise NotImplementedError
 
     def decompose(self, work: list) -> list:
-        """The policy splits each instruction (one batched call); fewer than ``musc.min_constraints`` → reject."""
-        results = decompose_all(self.generator, [w.item.prompt for w in work], self._params("decompose"))
+        """The policy splits each instruction (one batched call); fewer than ``musc.min_constraints`` → reject.
+
+        A verifiable seed's typed constraints are not left to the policy: it decomposes the seed's base
+        instruction, and the typed constraints are appended with their own sentences (``w.typed_at`` maps
+        their positions in the list to the typed constraint)."""
+        seeds = [seed_constraints(w.item) for w in work]
+        texts = [seed.base_instruction if seed else w.item.prompt for w, seed in zip(work, seeds, strict=True)]
+        results = decompose_all(self.generator, texts, self._params("decompose"))
         kept = []
-        for w, (decomposition, raw) in zip(work, results, strict=True):
+        for w, seed, (decomposition, raw) in zip(work, seeds, results, strict=True):
+            if seed is not None:
+                untyped = len(decomposition.constraints)
+                decomposition = replace(decomposition, constraints=decomposition.constraints + seed.texts)
+                w.typed_at = {untyped + j: typed for j, typed in enumerate(seed.typed)}
             w.decomposition, w.raw_decomposition = decomposition, raw
             count = len(decomposition.constraints)
             if decomposition.source == "parsed" and load_template("decompose").copies_demonstration(raw):
@@ -55,6 +68,11 @@ class ConstraintPairBuilder:
             else:
                 kept.append(w)
         return kept
+
+    @property
+    def code_judge(self) -> bool:
+        """``model.judge=checkers``: typed constraints are judged by code, untyped by ``model.judge_untyped``."""
+        return self.cfg.model.judge == CHECKERS
 
     def _reject(self, w, stage: str, reason: str, detail: str = "", judge: dict | None = None) -> None:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line, judge=judge))
@@ -80,3 +98,21 @@ def seed_typed_constraints(item) -> list[dict] | None:
 def item_seed(seed: int, item_id: str, stage: str) -> int:
     """A per-item random seed from (run seed, item id, stage): independent of chunking and resume."""
     return int.from_bytes(hashlib.sha256(f"{seed}|{item_id}|{stage}".encode()).digest()[:8], "little")
+
+
+def judge_uses(cfg: Config, steps: tuple[str, ...]) -> list[RoleUse]:
+    """The judge role's declaration: a model, or ``checkers`` (code) plus the model for untyped constraints."""
+    if cfg.model.judge != CHECKERS:
+        return [RoleUse("judge", (cfg.model.role("judge"),), steps)]
+    uses = [RoleUse("judge", (CHECKERS,), steps)]
+    if cfg.model.judge_untyped == "policy":
+        uses.append(RoleUse("policy", (cfg.model.policy,), tuple(f"{step} (untyped)" for step in steps)))
+    return uses
+
+
+def model_judge(models, cfg: Config):
+    """The generator that judges with a model: ``model.judge``, or with ``checkers`` the one for untyped
+    constraints (the policy, or None when ``model.judge_untyped=skip``)."""
+    if cfg.model.judge != CHECKERS:
+        return models["judge"]
+    return models["policy"] if cfg.model.judge_untyped == "policy" else None

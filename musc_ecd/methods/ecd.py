@@ -48,6 +48,8 @@ from musc_ecd.constraints.evolve import (
     sample_operation,
 )
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
+from musc_ecd.constraints.seeded import CHECKERS
+from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
 from musc_ecd.methods.base import RoleUse, item_seed, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
@@ -266,6 +268,13 @@ def _pair_id(chain: Chain, k: int, j: int) -> str:
 def _evolved_round(evolution: Evolution, operation: Operation, raw: str) -> Round:
     return Round(evolution.instruction, operation=operation, new_requirements=evolution.new_requirements,
                  evolve_raw=raw)
+
+
+def check(cfg: Config) -> None:
+    if cfg.model.judge == CHECKERS and cfg.ecd.judge_filter:
+        raise ConfigError("config error: method=ecd with model.judge=checkers is not supported yet: ECD's new "
+                          "requirements are free text, which code cannot check; set ecd.judge_filter=false or name "
+                          "a judge model")
 
 
 def roles(cfg: Config) -> list[RoleUse]:

@@ -18,7 +18,7 @@ from musc_ecd.config import Config
 from musc_ecd.constraints.judge import add_counts, judge_health, verdict_counts
 from musc_ecd.items import Item
 from musc_ecd.methods import musc_coarse, musc_fine
-from musc_ecd.methods.base import RoleUse, item_seed
+from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge
 from musc_ecd.models.generator import Generator
 from musc_ecd.models.rendezvous import Rendezvous
 from musc_ecd.models.roles import ModelRoles
@@ -36,7 +36,7 @@ class Musc:
         self.cfg = cfg
         # The two builders run side by side and their calls to the policy go out together (see rendezvous).
         self.policy = Rendezvous(generator)
-        shared_judge = self.policy if judge is None or judge is generator else judge
+        shared_judge = self.policy if judge is generator else judge
         self.coarse = musc_coarse.MuscCoarse(self.policy, cfg, shared_judge)
         self.fine = musc_fine.MuscFine(self.policy, cfg, shared_judge)
 
@@ -55,13 +55,12 @@ def roles(cfg: Config) -> list[RoleUse]:
     """Both builders' calls: the policy makes the data, ``model.judge`` (the policy unless named) judges."""
     return [RoleUse("policy", (cfg.model.policy,), ("decompose", "rewrite", "recombine", "respond", "sample",
                                                    "correct")),
-            RoleUse("judge", (cfg.model.role("judge"),), ("judge",) + (("filter",) if cfg.musc.self_judge_filter
-                                                                       else ()))]
+            *judge_uses(cfg, ("judge",) + (("filter",) if cfg.musc.self_judge_filter else ()))]
 
 
 def build(models: ModelRoles, cfg: Config) -> Musc:
     """The policy makes the data; ``model.judge`` judges (the policy unless named: self-judging)."""
-    return Musc(models["policy"], cfg, models["judge"])
+    return Musc(models["policy"], cfg, model_judge(models, cfg))
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
@@ -73,8 +72,7 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     fine = musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], [])
     # One judge account over both builders, kept pairs and rejected items alike (the parts see only pairs).
     coarse.pop("judge_filter"), fine.pop("judge")
-    fine_verdicts = [v for p in pairs if p["meta"]["method"] == musc_fine.METHOD
-                     for s in p["meta"]["samples"] for v in s["verdicts"]]
+    fine_verdicts = musc_fine.model_verdicts([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD])
     every_verdict = add_counts(verdict_counts(fine_verdicts), musc_coarse.filter_verdicts(pairs, rejects),
                                *(r.get("judge") for r in rejects if r.get("stage") in ("select", "correct")))
     return {

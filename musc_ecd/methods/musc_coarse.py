@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from musc_ecd.config import Config
 from musc_ecd.constraints.corrupt import (
@@ -47,8 +47,17 @@ from musc_ecd.constraints.corrupt import (
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, corrupt_typed
+from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, item_seed, seed_typed_constraints
+from musc_ecd.methods.base import (
+    ConstraintPairBuilder,
+    RoleUse,
+    item_seed,
+    judge_uses,
+    model_judge,
+    seed_typed_constraints,
+)
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -64,6 +73,7 @@ class _Work:
     item: Item
     decomposition: Decomposition | None = None
     raw_decomposition: str = ""
+    typed_at: dict = field(default_factory=dict)  # position in the constraint list -> TypedConstraint
     corruptions: list[Corruption] = field(default_factory=list)
     positive: str = ""
     negative: str = ""
@@ -72,6 +82,8 @@ class _Work:
     finish: dict = field(default_factory=dict)
     judge_verdicts: list[bool | None] = field(default_factory=list)  # per corrupted constraint (filter on)
     judge_raw: list[str] = field(default_factory=list)
+    code_verdicts: dict | None = None  # checkers: typed verdicts of chosen and rejected on the corrupted ones
+    decided_by_code: bool = False
 
 
 class MuscCoarse(ConstraintPairBuilder):
@@ -100,12 +112,24 @@ class MuscCoarse(ConstraintPairBuilder):
             rng = random.Random(item_seed(self.cfg.seed, w.item.id, "corrupt"))
             w.corruptions = plan_corruption(w.decomposition.constraints, rng, self.opts.drop_ratio, probabilities,
                                             self.opts.keep_first)
-        to_write = [(w, i) for w in work for i, c in enumerate(w.corruptions) if c.operator != "drop"]
+            w.corruptions = [self._corrupt_typed(w, c, rng) if c.index in w.typed_at else c for c in w.corruptions]
+        to_write = [(w, i) for w in work for i, c in enumerate(w.corruptions)
+                    if c.operator != "drop" and c.new is None]
         outputs = self._generate([rewrite_request(w.corruptions[i]) for w, i in to_write], "rewrite")
         for (w, i), text in zip(to_write, outputs, strict=True):
             rewritten = parse_rewritten_constraint(text, w.corruptions[i].original)
             w.corruptions[i] = with_rewrite(w.corruptions[i], rewritten)
         return work
+
+    @staticmethod
+    def _corrupt_typed(w: _Work, corruption: Corruption, rng: random.Random) -> Corruption:
+        """A typed constraint is corrupted exactly, on its kwargs; its new sentence comes from ``describe``."""
+        typed = w.typed_at[corruption.index]
+        result = corrupt_typed(typed, corruption.operator, rng)
+        fallback = corruption.operator if result.operator != corruption.operator else None
+        return replace(corruption, operator=result.operator, new=result.text, fallback_from=fallback,
+                       fallback_reason=result.fallback_reason, typed_original=typed.to_json(),
+                       typed_new=result.new.to_json() if result.new else None)
 
     def recombine(self, work: list[_Work]) -> list[_Work]:
         requests = []
@@ -154,9 +178,37 @@ class MuscCoarse(ConstraintPairBuilder):
                 kept.append(w)
         if not self.opts.self_judge_filter or not kept:
             return kept
+        if self.code_judge:
+            kept = self.code_filter(kept)
+        return self.model_filter(kept)
+
+    def code_filter(self, kept: list[_Work]) -> list[_Work]:
+        """``model.judge=checkers``: a pair with typed corruptions is kept only if, on some corrupted typed
+        constraint (as it stood in the original instruction), chosen passes and rejected fails — by code."""
+        survivors = []
+        for w in kept:
+            originals = [TypedConstraint.from_json(c.typed_original) for c in w.corruptions if c.typed_original]
+            if not originals:
+                survivors.append(w)  # untyped corruptions only: the model judge decides (or none is asked)
+                continue
+            chosen, rejected = code_verdicts(originals, w.chosen), code_verdicts(originals, w.rejected)
+            w.code_verdicts = {"chosen": chosen, "rejected": rejected}
+            if any(c and not r for c, r in zip(chosen, rejected, strict=True)):
+                w.decided_by_code = True
+                survivors.append(w)
+            else:
+                self._reject(w, "filter", "no_corrupted_typed_constraint_separates",
+                             f"typed verdicts chosen {chosen}, rejected {rejected}")
+        return survivors
+
+    def model_filter(self, kept: list[_Work]) -> list[_Work]:
+        """The judge model: a pair is kept if ``rejected`` fails at least one corrupted constraint."""
+        asked = [w for w in kept if not w.decided_by_code]
+        if self.judge_generator is None:  # checkers with model.judge_untyped=skip: untyped ones are kept
+            return kept
         # The judge sees the *original* instruction: the question is whether the rejected answer meets the
         # intact constraint; shown the corrupted instruction, a negated constraint would contradict it.
-        checks = [(w, c.original) for w in kept for c in w.corruptions]
+        checks = [(w, c.original) for w in asked for c in w.corruptions]
         outputs = self._generate([judge_request(w.item.prompt, w.rejected, original) for w, original in checks],
                                  "judge", self.judge_generator)
         for (w, _), text in zip(checks, outputs, strict=True):
@@ -164,7 +216,7 @@ class MuscCoarse(ConstraintPairBuilder):
             w.judge_raw.append(text)
         survivors = []
         for w in kept:
-            if any(v is not True for v in w.judge_verdicts):
+            if w.decided_by_code or any(v is not True for v in w.judge_verdicts):
                 survivors.append(w)
             else:
                 self._reject(w, "filter", "rejected_satisfies_corrupted",
@@ -188,10 +240,13 @@ class MuscCoarse(ConstraintPairBuilder):
                 "typed_constraints": seed_typed_constraints(w.item),
                 "decomposition": w.decomposition.to_json(),
                 "corruptions": [c.to_json() for c in w.corruptions],
+                "corrupted_typed_constraints": corrupted_typed(w),
                 "positive_instruction": w.positive,
                 "negative_instruction": w.negative,
                 "finish_reasons": w.finish,
-                "judge_filter": ({"verdicts": w.judge_verdicts, "raw": w.judge_raw, "model": self.judge_generator.name}
+                "judge_filter": ({"verdicts": w.judge_verdicts, "raw": w.judge_raw, "code": w.code_verdicts,
+                                  "model": CHECKERS if w.decided_by_code else getattr(self.judge_generator, "name",
+                                                                                       None)}
                                  if self.opts.self_judge_filter else None),
                 "models": {"policy": self.generator.name},
                 "sampling": {stage: self._params(stage).to_json() for stage in
@@ -247,6 +302,21 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     }
 
 
+def corrupted_typed(w: _Work) -> list[dict] | None:
+    """The typed constraints of the corrupted instruction (None for a seed without typed constraints)."""
+    if not w.typed_at:
+        return None
+    by_index = {c.index: c for c in w.corruptions}
+    out = []
+    for index, typed in sorted(w.typed_at.items()):
+        corruption = by_index.get(index)
+        if corruption is None:
+            out.append(typed.to_json())
+        elif corruption.typed_new is not None:
+            out.append(corruption.typed_new)
+    return out
+
+
 def filter_verdicts(pairs: list[dict], rejects: list[dict]) -> dict:
     """Every verdict of the self-judge filter: on kept pairs and on the items it rejected."""
     kept = [verdict_counts((p["meta"].get("judge_filter") or {}).get("verdicts", [])) for p in pairs]
@@ -257,10 +327,10 @@ def roles(cfg: Config) -> list[RoleUse]:
     """The policy makes every call; the filter's judge is ``model.judge`` (the policy unless named)."""
     uses = [RoleUse("policy", (cfg.model.policy,), ("decompose", "rewrite", "recombine", "respond"))]
     if cfg.musc.self_judge_filter:
-        uses.append(RoleUse("judge", (cfg.model.role("judge"),), ("filter",)))
+        uses += judge_uses(cfg, ("filter",))
     return uses
 
 
 def build(models: ModelRoles, cfg: Config) -> MuscCoarse:
     """The policy makes the data; ``model.judge`` judges when the filter is on (the policy unless named)."""
-    return MuscCoarse(models["policy"], cfg, models["judge"] if cfg.musc.self_judge_filter else None)
+    return MuscCoarse(models["policy"], cfg, model_judge(models, cfg) if cfg.musc.self_judge_filter else None)

@@ -30,8 +30,9 @@ from musc_ecd.config import Config
 from musc_ecd.constraints.correct import correct_request, kept_share, parse_revision
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
+from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, seed_typed_constraints
+from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, judge_uses, model_judge, seed_typed_constraints
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -45,9 +46,11 @@ class _Work:
     item: Item
     decomposition: Decomposition | None = None
     raw_decomposition: str = ""
+    typed_at: dict = field(default_factory=dict)  # position in the constraint list -> TypedConstraint
     samples: list[str] = field(default_factory=list)
     verdicts: list[list[bool | None]] = field(default_factory=list)  # [sample][constraint]
     judge_raw: list[list[str]] = field(default_factory=list)
+    judged_by: list[list[str]] = field(default_factory=list)  # [sample][constraint]: model | code | skipped
     scores: list[float] = field(default_factory=list)
     worst: int = -1
     violated: list[str] = field(default_factory=list)
@@ -60,8 +63,13 @@ def verdict_score(verdict: bool | None, unparsable: float) -> float:
 
 
 def answer_score(verdicts: list[bool | None], unparsable: float) -> float:
-    """Mean over constraints of Yes = 1, No = 0, unparsable = ``unparsable``."""
+    """Mean over constraints of Yes = 1, No = 0, unparsable = ``unparsable`` (1.0 when nothing was judged)."""
+    if not verdicts:
+        return 1.0
     return sum(verdict_score(v, unparsable) for v in verdicts) / len(verdicts)
+
+
+JUDGED_BY_MODEL, JUDGED_BY_CODE, SKIPPED = "model", "code", "skipped"
 
 
 class MuscFine(ConstraintPairBuilder):
@@ -89,17 +97,31 @@ class MuscFine(ConstraintPairBuilder):
         return work
 
     def judge(self, work: list[_Work]) -> list[_Work]:
-        checks = [(w, s, c) for w in work for s in range(len(w.samples)) for c in w.decomposition.constraints]
+        """Every (sample, constraint): by the judge model, or — with ``model.judge=checkers`` — typed
+        constraints by code and untyped ones by the model (or skipped: ``model.judge_untyped=skip``)."""
+        for w in work:
+            w.verdicts = [[None] * len(w.decomposition.constraints) for _ in w.samples]
+            w.judge_raw = [[""] * len(w.decomposition.constraints) for _ in w.samples]
+            w.judged_by = [[JUDGED_BY_MODEL] * len(w.decomposition.constraints) for _ in w.samples]
+        checks = []
+        for w in work:
+            for s, sample in enumerate(w.samples):
+                for c in range(len(w.decomposition.constraints)):
+                    if self.code_judge and c in w.typed_at:
+                        w.verdicts[s][c], w.judged_by[s][c] = w.typed_at[c].check(sample), JUDGED_BY_CODE
+                    elif self.judge_generator is None:
+                        w.judged_by[s][c] = SKIPPED
+                    else:
+                        checks.append((w, s, c))
         outputs = self.judge_generator.generate(
-            [judge_request(w.item.prompt, w.samples[s], c) for w, s, c in checks], self._params("judge"))
+            [judge_request(w.item.prompt, w.samples[s], w.decomposition.constraints[c]) for w, s, c in checks],
+            self._params("judge")) if checks else []
+        for (w, s, c), samples in zip(checks, outputs, strict=True):
+            w.verdicts[s][c], w.judge_raw[s][c] = parse_verdict(samples[0].text), samples[0].text
         for w in work:
-            w.verdicts = [[] for _ in w.samples]
-            w.judge_raw = [[] for _ in w.samples]
-        for (w, s, _), samples in zip(checks, outputs, strict=True):
-            w.verdicts[s].append(parse_verdict(samples[0].text))
-            w.judge_raw[s].append(samples[0].text)
-        for w in work:
-            w.scores = [answer_score(v, self.opts.unparsable_score) for v in w.verdicts]
+            w.scores = [answer_score([v for v, by in zip(verdicts, judged, strict=True) if by != SKIPPED],
+                                     self.opts.unparsable_score)
+                        for verdicts, judged in zip(w.verdicts, w.judged_by, strict=True)]
         return work
 
     def select(self, work: list[_Work]) -> list[_Work]:
@@ -113,8 +135,8 @@ class MuscFine(ConstraintPairBuilder):
             if not w.samples[w.worst]:
                 self._reject(w, "select", "empty_response", "the lowest-scoring sample is empty", judge=self._counts(w))
                 continue
-            w.violated = [c for c, v in zip(w.decomposition.constraints, w.verdicts[w.worst], strict=True)
-                          if v is not True]
+            w.violated = [c for c, v, by in zip(w.decomposition.constraints, w.verdicts[w.worst],
+                                                w.judged_by[w.worst], strict=True) if v is not True and by != SKIPPED]
             kept.append(w)
         return kept
 
@@ -135,7 +157,9 @@ class MuscFine(ConstraintPairBuilder):
 
     @staticmethod
     def _counts(w: _Work) -> dict:
-        return verdict_counts(v for sample in w.verdicts for v in sample)
+        """The judge *model's* verdicts (code verdicts are always decided; skipped ones are none)."""
+        return verdict_counts(v for verdicts, judged in zip(w.verdicts, w.judged_by, strict=True)
+                              for v, by in zip(verdicts, judged, strict=True) if by == JUDGED_BY_MODEL)
 
     def pair(self, w: _Work) -> dict:
         return {
@@ -150,14 +174,19 @@ class MuscFine(ConstraintPairBuilder):
                 "source_line": w.item.line,
                 "typed_constraints": seed_typed_constraints(w.item),
                 "decomposition": w.decomposition.to_json(),
-                "samples": [{"text": text, "verdicts": verdicts, "score": round(score, 4), "judge_raw": raw}
-                            for text, verdicts, score, raw in zip(w.samples, w.verdicts, w.scores, w.judge_raw,
-                                                                  strict=True)],
+                "samples": [{"text": text, "verdicts": verdicts, "judged_by": judged, "score": round(score, 4),
+                             "judge_raw": raw}
+                            for text, verdicts, judged, score, raw in zip(w.samples, w.verdicts, w.judged_by, w.scores,
+                                                                          w.judge_raw, strict=True)],
+                "typed_positions": sorted(w.typed_at),
                 "rejected_sample": w.worst,
                 "violated_constraints": w.violated,
                 "correction_raw": w.correction_raw,
                 "revision_kept_share": round(kept_share(w.samples[w.worst], w.revision), 4),
-                "models": {"policy": self.generator.name, "judge": self.judge_generator.name},
+                "models": {"policy": self.generator.name,
+                           "judge": CHECKERS if self.code_judge else self.judge_generator.name,
+                           **({"judge_untyped": getattr(self.judge_generator, "name", "skipped")}
+                              if self.code_judge else {})},
                 "sampling": {stage: self._params(stage).to_json() for stage in ("decompose", "sample", "judge",
                                                                                 "correct")},
                 "seed": self.cfg.seed,
@@ -180,13 +209,19 @@ class MuscFine(ConstraintPairBuilder):
 
 def roles(cfg: Config) -> list[RoleUse]:
     """The policy samples and corrects; ``model.judge`` (the policy unless named) judges."""
-    return [RoleUse("policy", (cfg.model.policy,), ("decompose", "sample", "correct")),
-            RoleUse("judge", (cfg.model.role("judge"),), ("judge",))]
+    return [RoleUse("policy", (cfg.model.policy,), ("decompose", "sample", "correct")), *judge_uses(cfg, ("judge",))]
+
+
+def model_verdicts(pairs: list[dict]) -> list[bool | None]:
+    """The judge model's verdicts on the kept pairs (not the code's, not the skipped)."""
+    return [v for p in pairs for s in p["meta"]["samples"]
+            for v, by in zip(s["verdicts"], s.get("judged_by") or [JUDGED_BY_MODEL] * len(s["verdicts"]), strict=True)
+            if by == JUDGED_BY_MODEL]
 
 
 def build(models: ModelRoles, cfg: Config) -> MuscFine:
     """The policy makes the data; ``model.judge`` judges (the policy unless named: self-judging)."""
-    return MuscFine(models["policy"], cfg, models["judge"])
+    return MuscFine(models["policy"], cfg, model_judge(models, cfg))
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
@@ -195,7 +230,7 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     lost = Counter(r["stage"] for r in rejects)
     items = len(pairs) + len(rejects)
     decomposed = items - lost["load"] - lost["decompose"]
-    verdicts = [v for p in pairs for s in p["meta"]["samples"] for v in s["verdicts"]]
+    verdicts = model_verdicts(pairs)
     every_verdict = add_counts(verdict_counts(verdicts), *(r.get("judge") for r in rejects
                                                            if r.get("stage") in ("select", "correct")))
     return {

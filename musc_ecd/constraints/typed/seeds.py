@@ -99,17 +99,24 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
-def render(task: dict, constraints: list[TypedConstraint], rng: random.Random) -> tuple[str, list[TypedConstraint]]:
-    """The instruction text and the constraints it states (a repeat-the-request one filled in, last)."""
+def render(task: dict, constraints: list[TypedConstraint],
+           rng: random.Random) -> tuple[str, list[TypedConstraint], list[str]]:
+    """The instruction text, the constraints it states (a repeat-the-request one filled in, last) and each
+    constraint's sentence in the text (in the same order), so a method can tell the typed part from the rest."""
     others = [c for c in constraints if c.id != REPEAT]
     rng.shuffle(others)
-    parts = [_sentence(task["task"]), *(_sentence(r) for r in task["requirements"]),
-             *(c.describe(rng) for c in others)]
-    text = " ".join(parts)
+    texts = [c.describe(rng) for c in others]
+    text = " ".join([base_instruction(task), *texts])
     if len(others) == len(constraints):
-        return text, others
+        return text, others, texts
     repeat = TypedConstraint(REPEAT, {"prompt_to_repeat": text})
-    return f"{text} {repeat.describe(rng)}", [*others, repeat]
+    sentence = repeat.describe(rng)
+    return f"{text} {sentence}", [*others, repeat], [*texts, sentence]
+
+
+def base_instruction(task: dict) -> str:
+    """The task and its untyped requirements: what a method decomposes itself."""
+    return " ".join([_sentence(task["task"]), *(_sentence(r) for r in task["requirements"])])
 
 
 def build_seeds(tasks: Sequence[dict], seed: int, rows: int) -> list[dict]:
@@ -129,12 +136,13 @@ def build_seeds(tasks: Sequence[dict], seed: int, rows: int) -> list[dict]:
     for index, task in enumerate(order[:rows]):
         rng = random.Random(f"{seed}:row:{index}")
         for _ in range(ATTEMPTS):
-            text, constraints = render(task, _draw_constraints(task, rng), rng)
+            text, constraints, texts = render(task, _draw_constraints(task, rng), rng)
             if constraints and compatible(constraints):  # the filled-in request can still clash (e.g. a comma)
                 break
         else:
             raise DataError(f"base task {task['id']}: no compatible set of typed constraints found")
         seeds.append({"id": f"vseed-{index + 1:04d}", "instruction": text, "task_id": task["id"],
-                      "domain": task.get("domain"), "untyped_requirements": list(task["requirements"]),
-                      **to_ifeval(constraints)})
+                      "domain": task.get("domain"), "base_instruction": base_instruction(task),
+                      "untyped_requirements": list(task["requirements"]), **to_ifeval(constraints),
+                      "typed_texts": texts})
     return seeds
