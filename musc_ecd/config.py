@@ -221,6 +221,10 @@ class EcdConfig:
     judge_filter: bool = True
     """Drop a round's pair when the judge (``model.judge``) finds that R^{k-1} already meets every new
     requirement of I^k."""
+    typed_format: bool = False
+    """Format operations (length, structure, forbidden, wrapper) add a *typed* requirement drawn by code
+    (IFEval's kinds; text from ``describe``), checked by code in the judge filter and carried in the pairs'
+    ``meta.typed_constraints``; the evolver writes the other operations' requirements."""
     max_growth_words: int = 60
     """An evolution adding more words than this is a runaway and ends the chain."""
     min_overlap: float = 0.5

@@ -104,5 +104,38 @@ def test_checkers_in_roles_and_refusals():
     cfg = {"method": "musc_fine", "model": {"policy": "p", "judge": "checkers"}}
     assert roles(cfg) == "judge:checkers"
     check_roles(load_config(None, ["method=musc_fine", "model.judge=checkers"]))
-    with pytest.raises(ConfigError, match="not supported yet"):
+    with pytest.raises(ConfigError, match="needs ecd.typed_format=true"):
         ecd.check(load_config(None, ["method=ecd", "model.judge=checkers"]))
+
+
+# -- ECD: format operations as typed requirements ---------------------------------------------------------
+
+def test_ecd_typed_format_rounds_are_drawn_and_judged_by_code(tmp_path):
+    from musc_ecd.constraints.typed import TypedConstraint
+
+    calls = {"evolve": 0, "judge": 0}
+
+    def respond(request, index, params):
+        task = _task(request)
+        if "evolve an instruction" in task:
+            calls["evolve"] += 1
+            return "New requirement: Mention the sea.\nEvolved instruction: x"
+        if "check one constraint" in task:
+            calls["judge"] += 1
+            return "Analysis: x.\nAnswer: No"
+        return f"answer {len(request[-1]['content'])}"
+    path = write_jsonl(tmp_path / "seeds.jsonl", [{"id": f"s{i}", "instruction": f"Write about lighthouses {i}."}
+                                                  for i in range(6)])
+    cfg = load_config(None, ["method=ecd", "ecd.typed_format=true", "ecd.categories=[format]", "ecd.rounds=2",
+                             "ecd.compose=append", "model.judge=checkers"])
+    pairs, rejects = ecd.build(ModelRoles.of(ScriptedGenerator(respond)), cfg)(
+        load_items(path, prompt_field="instruction", id_field="id"))
+    assert calls == {"evolve": 0, "judge": 0}  # every round typed: no evolver call, no model judge
+    assert pairs and all(p["meta"]["typed_constraints"] for p in pairs)
+    for pair in pairs:
+        meta = pair["meta"]
+        assert len(meta["typed_constraints"]) == meta["round"]  # one typed requirement per round so far
+        new = TypedConstraint.from_json(meta["chain"][meta["round"]]["typed"][0])
+        assert new.describe is not None and meta["new_requirements"][0] in pair["prompt"][0]["content"]
+        assert meta["judge"]["raw"] == ["checkers"]
+    assert all(r["stage"] != "judge" or r["reason"] == "previous_answer_satisfies" for r in rejects)

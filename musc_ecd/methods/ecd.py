@@ -42,16 +42,19 @@ from musc_ecd.constraints.evolve import (
     Evolution,
     Operation,
     all_operations,
+    append_requirements,
     check_evolution,
     evolve_request,
     parse_evolution,
     sample_operation,
 )
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
-from musc_ecd.constraints.seeded import CHECKERS
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts
+from musc_ecd.constraints.typed import TypedConstraint
+from musc_ecd.constraints.typed_evolution import draw_requirement
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse, item_seed, seed_typed_constraints
+from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -71,11 +74,13 @@ class Round:
     judge_verdicts: list[bool | None] = field(default_factory=list)
     judge_raw: list[str] = field(default_factory=list)
     negative_already_satisfies: bool = False
+    typed: tuple[TypedConstraint, ...] = ()
+    """``ecd.typed_format``: the round's new requirement as a typed constraint (judged by code)."""
 
     def to_json(self, index: int) -> dict:
         return {"round": index, "instruction": self.instruction, "operation": str(self.operation or "seed"),
                 "new_requirements": list(self.new_requirements), "response": self.response,
-                "finish_reason": self.finish_reason}
+                "finish_reason": self.finish_reason, "typed": [c.to_json() for c in self.typed]}
 
 
 @dataclass
@@ -119,9 +124,13 @@ class Ecd:
 
     def evolve(self, chains: list[Chain], k: int) -> list[Chain]:
         operations = [self._operation(c, k) for c in chains]
+        typed = [self.opts.typed_format and op.category == "format" for op in operations]
+        grown = [self._typed_round(c, op, k) for c, op, t in zip(chains, operations, typed, strict=True) if t]
+        chains = [c for c, t in zip(chains, typed, strict=True) if not t]
+        operations = [op for op, t in zip(operations, typed, strict=True) if not t]
         outputs = self._generate(self.evolver, [evolve_request(op, c.rounds[-1].instruction)
                                                 for c, op in zip(chains, operations, strict=True)], "evolve")
-        grown = []
+        grown = [c for c in grown if c is not None]
         for chain, operation, (text, _) in zip(chains, operations, outputs, strict=True):
             previous = chain.rounds[-1].instruction
             evolution, reason = parse_evolution(text, previous if self.opts.compose == "append" else None)
@@ -135,6 +144,19 @@ class Ecd:
             chain.rounds.append(_evolved_round(evolution, operation, text))
             grown.append(chain)
         return grown
+
+    def _typed_round(self, chain: Chain, operation: Operation, k: int) -> Chain | None:
+        """A format operation drawn as a typed requirement (no evolver call), appended to I^{k-1}."""
+        rng = random.Random(item_seed(self.cfg.seed, chain.item.id, f"typed-{k}"))
+        previous = chain.rounds[-1].instruction
+        drawn = draw_requirement(operation.name, previous, chain_typed(chain), rng)
+        if drawn is None:
+            self._end(chain, k, "evolve", "no_compatible_typed_requirement", str(operation))
+            return None
+        constraint, text = drawn
+        chain.rounds.append(Round(append_requirements(previous, [text]), operation=operation,
+                                  new_requirements=(text,), typed=(constraint,)))
+        return chain
 
     def respond(self, chains: list[Chain], round_index: int) -> list[Chain]:
         outputs = self._generate(self.responder, [[{"role": "user", "content": c.rounds[round_index].instruction}]
@@ -152,8 +174,17 @@ class Ecd:
         return answered
 
     def judge(self, chains: list[Chain], k: int) -> None:
-        checks = [(c, requirement) for c in chains for requirement in c.rounds[k].new_requirements]
-        outputs = self._generate(self.models["judge"], [
+        for chain in chains:  # a typed requirement is decided by code: does R^{k-1} already meet it?
+            current = chain.rounds[k]
+            if current.typed:
+                current.judge_verdicts = code_verdicts(current.typed, chain.rounds[k - 1].response)
+                current.judge_raw = ["checkers"] * len(current.typed)
+        untyped = [c for c in chains if not c.rounds[k].typed]
+        judge = model_judge(self.models, self.cfg)
+        checks = [(c, requirement) for c in untyped for requirement in c.rounds[k].new_requirements]
+        if judge is None:  # checkers with model.judge_untyped=skip: untyped requirements are not judged
+            checks = []
+        outputs = self._generate(judge, [
             judge_request(c.rounds[k].instruction, c.rounds[k - 1].response, requirement) for c, requirement in checks
         ], "judge")
         for (chain, _), (text, _) in zip(checks, outputs, strict=True):
@@ -199,7 +230,7 @@ class Ecd:
                 "seed_id": chain.item.id,
                 "source_instruction": chain.item.prompt,
                 "source_line": chain.item.line,
-                "typed_constraints": seed_typed_constraints(chain.item),
+                "typed_constraints": prompt_typed(chain, k),
                 "round": k,
                 "negative_round": j,
                 "operation": str(current.operation),
@@ -261,6 +292,19 @@ def copies_demonstration(operation: Operation, evolution: Evolution, compose: st
     return any(template.copies_demonstration(text) for text in texts)
 
 
+def chain_typed(chain: Chain) -> list[TypedConstraint]:
+    """The seed's typed constraints and every typed requirement the chain has added so far."""
+    seed = [TypedConstraint.from_json(c) for c in seed_typed_constraints(chain.item) or []]
+    return seed + [c for r in chain.rounds for c in r.typed]
+
+
+def prompt_typed(chain: Chain, k: int) -> list[dict] | None:
+    """The typed constraints of I^k (the pair's prompt): the seed's and those added in rounds 1..k."""
+    seed = seed_typed_constraints(chain.item) or []
+    added = [c.to_json() for r in chain.rounds[1 : k + 1] for c in r.typed]
+    return (seed + added) or None
+
+
 def _pair_id(chain: Chain, k: int, j: int) -> str:
     return f"{chain.item.id}#r{k}" + ("" if j == k - 1 else f"n{j}")
 
@@ -271,10 +315,9 @@ def _evolved_round(evolution: Evolution, operation: Operation, raw: str) -> Roun
 
 
 def check(cfg: Config) -> None:
-    if cfg.model.judge == CHECKERS and cfg.ecd.judge_filter:
-        raise ConfigError("config error: method=ecd with model.judge=checkers is not supported yet: ECD's new "
-                          "requirements are free text, which code cannot check; set ecd.judge_filter=false or name "
-                          "a judge model")
+    if cfg.model.judge == CHECKERS and not cfg.ecd.typed_format:
+        raise ConfigError("config error: method=ecd with model.judge=checkers needs ecd.typed_format=true: only "
+                          "typed requirements (the format operations') can be checked by code")
 
 
 def roles(cfg: Config) -> list[RoleUse]:
@@ -285,7 +328,7 @@ def roles(cfg: Config) -> list[RoleUse]:
         steps["teacher" if who == "teacher" and cfg.model.teacher is not None else "policy"].append(step)
     uses = [RoleUse(role, (cfg.model.role(role),), tuple(names)) for role, names in steps.items() if names]
     if cfg.ecd.judge_filter:
-        uses.append(RoleUse("judge", (cfg.model.role("judge"),), ("judge_filter",)))
+        uses += judge_uses(cfg, ("judge_filter",))
     return uses
 
 
