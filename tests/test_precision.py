@@ -91,3 +91,13 @@ def test_vllm_backend_is_given_the_resolved_dtype(cpu_without_bf16, monkeypatch)
 def test_precision_record_names_the_reason(cpu_without_bf16):
     record = precision.precision_record("auto", "cpu")
     assert record["dtype"] == "float32" and record["cpu_bf16_flags"] == [] and record["cpu_capability"]
+
+
+def test_the_environment_can_pretend_there_is_no_native_bf16(monkeypatch):
+    monkeypatch.setenv(precision.NO_NATIVE_BF16_ENV, "0")
+    precision.cpu_bf16_flags.cache_clear()
+    try:
+        assert precision.cpu_bf16_flags() == () and precision.resolve_dtype("auto", "cpu") == "float32"
+    finally:
+        monkeypatch.delenv(precision.NO_NATIVE_BF16_ENV)
+        precision.cpu_bf16_flags.cache_clear()

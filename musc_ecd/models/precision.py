@@ -17,6 +17,7 @@ their provenance (``precision_record``).
 from __future__ import annotations
 
 import logging
+import os
 from functools import cache
 from pathlib import Path
 
@@ -26,9 +27,15 @@ EXPLICIT = ("bfloat16", "float32", "float16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+NO_NATIVE_BF16_ENV = "MUSC_ECD_CPU_BF16"
+"""Set to 0 to make ``auto`` choose as on a CPU without native bf16 (to reproduce such a machine's choices)."""
+
+
 @cache
 def cpu_bf16_flags() -> tuple[str, ...]:
     """The CPU flags that make bf16 native here (empty when none); read from /proc/cpuinfo, else torch."""
+    if os.environ.get(NO_NATIVE_BF16_ENV) == "0":
+        return ()
     try:
         words = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
