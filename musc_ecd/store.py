@@ -3,7 +3,7 @@
 Layout of one stage's directory (a command's ``run_dir``):
 
     NAME.parts/meta.json        what made these parts (config fingerprint); checked on resume
-    NAME.parts/shard-00000.jsonl  commits of the first session, one line each
+    NAME.parts/shard-00000.jsonl  items done by the first session, one line each (with all their records)
     NAME.parts/shard-00001.jsonl  ... of the next session after a resume
     NAME.jsonl                   the finished artifact, in input order (written atomically)
     rejects.jsonl, summary.json  rejected items with reasons; counts by reason
@@ -146,8 +146,8 @@ class Journal:
                 raise RunDirConflictError(f"{shard}:{line_no} is not valid JSON; the run store is damaged") from None
             if isinstance(entry, dict) and "items" in entry:
                 self._apply(entry["items"], entry.get("accepted", []), entry.get("rejected", []))
-            else:  # a run directory from before item lines: a shard of bare records
-                self._apply_legacy(entry, rejected=self.parts_dir.name == f"{REJECTS}.parts")
+            else:  # a run directory from before item lines: a shard of bare accepted records
+                self._apply_legacy(entry, rejected=False)
         if good_end < len(data):
             self.repaired_lines += 1
             log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted write; its items are redone",
