@@ -246,3 +246,27 @@ def test_the_sft_target_is_the_strongest_non_empty_answer():
     texts = [("", "stop"), ("second best", "stop"), ("worst", "stop")]
     assert apc.sft_target(texts, ["a", "b", "c"]) == {"sft_target": "second best", "sft_model": "b", "sft_rank": 1}
     assert apc.sft_target([("", "stop"), ("", "length")], ["a", "b"])["sft_target"] is None
+
+
+# -- degenerate repetition --------------------------------------------------------------------------------
+
+def test_degenerate_repetition_is_recognised_and_prose_is_not():
+    from musc_ecd.methods.base import is_degenerate
+
+    assert is_degenerate("M" * 300) and is_degenerate("Subject: Admissions Transcripts Inquiry\n\n" * 6)
+    assert not is_degenerate(ANSWER) and not is_degenerate("Mmm.")  # short answers are left alone
+    assert not is_degenerate("The causes of the crash can be traced back to speculation, margin buying, weak "
+                             "banks and a fall in demand; each fed the next as prices slid through October.")
+
+
+def test_a_degenerate_answer_is_a_counted_reject(tmp_path):
+    policy = scripted()
+    real = policy.respond
+
+    def loops_on_the_intact_instruction(chat, index, params):
+        content = chat[-1]["content"]
+        return "M" * 200 if content.endswith("'Thanks'.") and "Do not" not in content else real(chat, index, params)
+    policy.respond = loops_on_the_intact_instruction
+    pairs, rejects = _coarse(tmp_path, policy, "musc.p_substitute=0")
+    assert pairs == [] and [(r["reason"], r["detail"]) for r in rejects] == [("degenerate_response", "chosen")]
+    assert apc._pair_problem("M" * 200, "fine answer") == "degenerate_chosen"

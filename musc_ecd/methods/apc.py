@@ -26,7 +26,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse, seed_typed_constraints
+from musc_ecd.methods.base import RoleUse, is_degenerate, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
@@ -139,6 +139,10 @@ def _pair_problem(chosen: str, rejected: str) -> str:
         return "empty_rejected"
     if chosen == rejected:
         return "identical_responses"
+    if is_degenerate(chosen):
+        return "degenerate_chosen"
+    if is_degenerate(rejected):
+        return "degenerate_rejected"
     return ""
 
 

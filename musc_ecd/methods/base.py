@@ -78,6 +78,19 @@ class ConstraintPairBuilder:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line, judge=judge))
 
 
+DEGENERATE_RATIO = 0.25
+"""An answer of 80+ characters that zlib compresses below this share of its size is degenerate repetition
+("Mmmmmm…", one line pasted five times); English prose compresses to about 0.45–0.6."""
+
+
+def is_degenerate(text: str) -> bool:
+    """Repetition that makes an answer worthless as chosen or rejected (small models loop)."""
+    import zlib
+
+    data = text.encode()
+    return len(data) >= 80 and len(zlib.compress(data, 9)) / len(data) < DEGENERATE_RATIO
+
+
 def seed_typed_constraints(item) -> list[dict] | None:
     """The seed's verifiable constraints (IFEval's ``instruction_id_list``/``kwargs`` columns), as the pairs'
     ``meta.typed_constraints``: they are constraints of every prompt built from the seed, so the label audit

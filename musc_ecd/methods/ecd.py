@@ -54,7 +54,14 @@ from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.constraints.typed_evolution import draw_requirement
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge, seed_typed_constraints
+from musc_ecd.methods.base import (
+    RoleUse,
+    is_degenerate,
+    item_seed,
+    judge_uses,
+    model_judge,
+    seed_typed_constraints,
+)
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -165,7 +172,11 @@ class Ecd:
         for chain, (text, finish) in zip(chains, outputs, strict=True):
             current = chain.rounds[round_index]
             current.response, current.finish_reason = text.strip(), finish
-            if not current.response:
+            if current.response and is_degenerate(current.response):
+                if round_index > 0:
+                    chain.rounds.pop()
+                self._end(chain, round_index, "respond", "degenerate_response", f"round {round_index}")
+            elif not current.response:
                 if round_index > 0:
                     chain.rounds.pop()  # a round without an answer is no round
                 self._end(chain, round_index, "respond", "empty_response", f"round {round_index}")

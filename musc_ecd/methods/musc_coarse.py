@@ -53,6 +53,7 @@ from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
     RoleUse,
+    is_degenerate,
     item_seed,
     judge_uses,
     model_judge,
@@ -174,6 +175,8 @@ class MuscCoarse(ConstraintPairBuilder):
                 self._reject(w, "filter", "empty_response", "chosen" if not w.chosen else "rejected")
             elif w.chosen == w.rejected:
                 self._reject(w, "filter", "identical_responses")
+            elif is_degenerate(w.chosen) or is_degenerate(w.rejected):
+                self._reject(w, "filter", "degenerate_response", "chosen" if is_degenerate(w.chosen) else "rejected")
             else:
                 kept.append(w)
         if not self.opts.self_judge_filter or not kept:

@@ -32,7 +32,14 @@ from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.items import Item
-from musc_ecd.methods.base import ConstraintPairBuilder, RoleUse, judge_uses, model_judge, seed_typed_constraints
+from musc_ecd.methods.base import (
+    ConstraintPairBuilder,
+    RoleUse,
+    is_degenerate,
+    judge_uses,
+    model_judge,
+    seed_typed_constraints,
+)
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -147,6 +154,8 @@ class MuscFine(ConstraintPairBuilder):
         for w, samples in zip(work, outputs, strict=True):
             w.correction_raw = samples[0].text
             revision, reason = parse_revision(samples[0].text, w.samples[w.worst], self.opts.min_revision_kept)
+            if revision is not None and (is_degenerate(revision) or is_degenerate(w.samples[w.worst])):
+                revision, reason = None, "degenerate_response"
             if revision is None:
                 self._reject(w, "correct", reason, f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} "
                              "of the answer's words", judge=self._counts(w))
