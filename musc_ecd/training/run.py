@@ -172,6 +172,7 @@ def _trainer_args(cfg: Config, work_dir: Path):
         max_length=settings.max_length,
         precompute_ref_log_probs=settings.precompute_ref_log_probs,
         curriculum=settings.curriculum,
+        prefix_sharing=settings.prefix_sharing,
         seed=cfg.seed,
         bf16=bf16,
         use_cpu=not on_gpu,
