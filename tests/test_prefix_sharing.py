@@ -247,3 +247,17 @@ def test_truncated_pairs_still_match_trl(tiny, tmp_path):
     batch = ours_trainer.data_collator([ours_trainer.train_dataset[i] for i in range(4)])
     assert batch["input_ids"].size(1) == 36 and "shared_input_ids" in batch  # truncation happened, still shared
     _assert_same(score_one_batch(ours_trainer), trl)
+
+
+def test_group_by_length_sampler_in_the_trainer(tiny, tmp_path):
+    trainer = _trainer(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path,
+                       train_sampling_strategy="group_by_length", per_device_train_batch_size=2)
+    order = list(trainer._get_train_sampler())
+    assert sorted(order) == list(range(8))
+    data = trainer.train_dataset
+    length = {i: len(data[i]["prompt_ids"]) + len(data[i]["chosen_ids"]) + len(data[i]["rejected_ids"])
+              for i in range(8)}
+    # one window holds all 8 pairs: the batches are the lengths sorted, two by two (in a shuffled order)
+    batches = sorted(tuple(sorted(length[i] for i in order[k : k + 2])) for k in range(0, 8, 2))
+    ranked = sorted(length.values())
+    assert batches == [tuple(ranked[k : k + 2]) for k in range(0, 8, 2)]

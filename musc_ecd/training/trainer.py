@@ -45,7 +45,7 @@ from trl import DPOConfig, DPOTrainer
 
 from musc_ecd.config import LOSSES
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
-from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler
+from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
 from musc_ecd.training.prefix_sharing import KEYS as SHARED_KEYS
 from musc_ecd.training.prefix_sharing import additive_mask, padding_share, prefix_sharing_mask, unshare
 
@@ -262,10 +262,20 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     def _get_train_sampler(self, train_dataset=None):
         curriculum = getattr(self.args, "curriculum", "random")
-        if curriculum == "random" or self._difficulties is None:
+        grouped = self.args.train_sampling_strategy == "group_by_length"
+        if (curriculum == "random" or self._difficulties is None) and not grouped:
             return super()._get_train_sampler(train_dataset)
-        return CurriculumSampler(self._difficulties, curriculum, self.args.seed,
-                                 num_epochs=math.ceil(self.args.num_train_epochs))
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        difficulties = self._difficulties if self._difficulties is not None else [0.0] * len(dataset)
+        sampler = CurriculumSampler(difficulties, curriculum, self.args.seed,
+                                    num_epochs=math.ceil(self.args.num_train_epochs))
+        if not grouped:
+            return sampler
+        # transformers' LengthGroupedSampler reads `input_ids`, which preference rows do not have, and would
+        # undo the curriculum; the length of a pair is what the shared layout computes: prompt + both answers
+        lengths = [len(p) + len(c) + len(r) for p, c, r in
+                   zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
+        return LengthGroupedCurriculumSampler(sampler, lengths, self.args.per_device_train_batch_size)
 
     # -- loss --------------------------------------------------------------------------------------
 
