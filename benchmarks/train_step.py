@@ -207,11 +207,14 @@ def memory_child(kind: str, model_name: str, pairs: str, steps: int, seq_len: in
 
 def measure_cpu_memory(model_name: str, pairs: str, steps: int, seq_len: int, batch_size: int,
                        workdir: Path) -> dict:
+    import torch
+
     reports = {}
     for kind in KINDS:
         output = subprocess.run(
             [sys.executable, __file__, "--memory-child", kind, "--models", model_name, "--pairs", pairs,
              "--steps", str(steps), "--seq-len", str(seq_len), "--batch-size", str(batch_size),
+             "--threads", str(torch.get_num_threads()),
              "--workdir", str(workdir / f"mem-{kind}")],
             check=True, capture_output=True, text=True,
         ).stdout.strip().splitlines()[-1]
@@ -229,8 +232,14 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=512, help="synthetic pairs only: ~tokens per sequence")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/musc-ecd-train-step")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 is steadier on a machine "
+                                                     "where other work holds a core")
     parser.add_argument("--memory-child", choices=KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args.memory_child, args.models[0], args.pairs, args.steps, args.seq_len, args.batch_size,
                      args.workdir)
