@@ -372,6 +372,7 @@ def _resolve_prefix_sharing(mode: str, unsupported: str | None, on_gpu: bool) ->
     if unsupported is None and on_gpu:
         unsupported = "not yet measured faster on GPU (prefix_sharing='on' uses it there)"
     if unsupported is None:
+        log.info("prefix sharing on: one sequence prompt + chosen + rejected per pair, packed rows")
         return True
     log.info("prefix sharing off, TRL's layout used: %s", unsupported)
     return False
