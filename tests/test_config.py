@@ -95,3 +95,10 @@ def test_unknown_model_offline_exits_2_without_traceback(tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("musc-ecd: error:")]
     assert len(error_lines) == 1 and "no/such-model" in error_lines[0] and "model.policy=" in error_lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [("off", "off"), ("on", "on"), ("auto", "auto"), ("false", "off")])
+def test_prefix_sharing_accepts_bare_on_and_off(value, expected):
+    from musc_ecd.config import load_config
+
+    assert load_config(None, [f"train.prefix_sharing={value}"]).train.prefix_sharing == expected

@@ -77,13 +77,15 @@ def _assert_same(ours, theirs):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 @pytest.mark.parametrize("precompute", [False, True], ids=["live-ref", "precomputed-ref"])
 def test_parity_with_trl_without_weights_and_with_uniform_weights(tiny, tmp_path, lora, precompute):
+    """TRL's layout (prefix sharing off): TRL's own code path plus a multiply, equal to 1e-6."""
     reference = score_one_batch(_build(DPOTrainer, DPOConfig, tiny, tmp_path / "trl", lora=lora,
                                        precompute_ref_log_probs=precompute))
     absent = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "a",
-                                    lora=lora, precompute_ref_log_probs=precompute))
+                                    lora=lora, precompute_ref_log_probs=precompute, prefix_sharing="off"))
     uniform_rows = _rows_with_weights(tiny[1], lambda count: [1.0] * count)
     uniform = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "u",
-                                     rows=uniform_rows, lora=lora, precompute_ref_log_probs=precompute))
+                                     rows=uniform_rows, lora=lora, precompute_ref_log_probs=precompute,
+                                     prefix_sharing="off"))
     assert reference[0] != pytest.approx(0.6931, abs=1e-3)  # policy ≠ reference: a real test
     _assert_same(absent, reference)
     _assert_same(uniform, reference)
@@ -135,25 +137,28 @@ def test_slic_is_hinge_plus_weighted_sft_regulariser(tiny, tmp_path):
     torch.testing.assert_close(losses["slic"], losses["hinge"] + 0.5 * losses["sft"], atol=1e-6, rtol=0)
 
 
-def test_zero_weight_token_gets_no_gradient_through_its_log_prob(tiny, tmp_path):
+@pytest.mark.parametrize("sharing", ["on", "off"])
+def test_zero_weight_token_gets_no_gradient_through_its_log_prob(tiny, tmp_path, sharing):
     rows = _rows_with_weights(tiny[1], _random_weights(1))
-    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows)
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
-    last = int(batch["completion_mask"][0].nonzero().max())  # last completion token of chosen row 0:
-    other = (int(batch["input_ids"][0, last]) + 7) % 500     # nothing after it reads it, so only its own
-                                                              # log-prob depends on its identity
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path, rows=rows,
+                     prefix_sharing=sharing)
+    examples = [trainer.train_dataset[i] for i in range(4)]
+    # the last chosen token of pair 0: nothing after it reads it (rejected tokens do not see chosen ones),
+    # so only its own log-prob depends on its identity
+    original = examples[0]["chosen_ids"][-1]
+    other = (original + 7) % 500
 
     def loss_and_grads(weight_at_last, token):
-        trial = {k: v.clone() for k, v in batch.items()}
-        trial["completion_weights"][0, last] = weight_at_last
-        trial["input_ids"][0, last] = token
+        trial = copy.deepcopy(examples)
+        trial[0]["chosen_weights"][-1] = weight_at_last
+        trial[0]["chosen_ids"][-1] = token
+        batch = trainer.data_collator(trial)
         trainer.model.zero_grad(set_to_none=True)
-        loss = trainer.compute_loss(trainer.model, trial)
+        loss = trainer.compute_loss(trainer.model, batch)
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
 
     trainer.model.train()
-    original = int(batch["input_ids"][0, last])
     loss_a, grads_a = loss_and_grads(0.0, original)
     loss_b, grads_b = loss_and_grads(0.0, other)
     torch.testing.assert_close(loss_a, loss_b, atol=1e-7, rtol=0)

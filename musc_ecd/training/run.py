@@ -229,6 +229,7 @@ def _trainer_args(cfg: Config, work_dir: Path):
         loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
         precompute_ref_log_probs=settings.precompute_ref_log_probs,
         curriculum=settings.curriculum,
+        prefix_sharing=settings.prefix_sharing,
     )
 
 

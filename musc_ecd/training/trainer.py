@@ -14,6 +14,13 @@ so that, while a batch is being scored, its per-token log-probs come out multipl
 token weights. Everything else — reference handling (LoRA adapter disabled or a frozen copy),
 precompute, logging, accelerate/DeepSpeed — stays TRL's.
 
+Prefix sharing (``prefix_sharing``, see ``prefix_sharing.py``): the same wrapped forward, when the batch
+carries the shared layout, runs the model once per pair on ``prompt + chosen + rejected`` (several pairs
+packed per row) with a mask under which each completion sees only the prompt and itself, and maps the
+fused head's per-token outputs back onto TRL's ``[chosen; rejected]`` layout. TRL's loss and metrics code
+then runs on tensors equal to the ones its own rows would have given, for the policy and the reference
+(live or precomputed) alike.
+
 Overridden: dataset preparation (validate weight columns against the scored tokens; fold the weights
 into the dataset fingerprint so TRL's precomputed-reference cache can never serve stale values), the
 signature columns, the collator, the loss entry points (set/clear the current weights, log the mean
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -37,11 +45,20 @@ from trl import DPOConfig, DPOTrainer
 
 from musc_ecd.config import LOSSES
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
-from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler
+from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
+from musc_ecd.training.prefix_sharing import KEYS as SHARED_KEYS
+from musc_ecd.training.prefix_sharing import additive_mask, padding_share, prefix_sharing_mask, unshare
+
+log = logging.getLogger(__name__)
 
 WEIGHT_COLUMNS = ("chosen_weights", "rejected_weights")
 SUPPORTED_LOSSES = LOSSES  # one list for the config's check and the trainer's
 FINGERPRINT_TAG = "musc-ecd-token-weights-v1"
+PREFIX_SHARING = ("auto", "on", "off")
+# Attention implementations that take a custom 4-D mask as ``attention_mask`` (bool for SDPA, additive for eager).
+MASKED_ATTENTION = ("sdpa", "eager")
+# Per-token fields of TRL's FusedCausalLMOutput, each (rows, seq − 1), zero where the label is -100.
+FUSED_FIELDS = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1", "label_mask")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,41 +71,91 @@ class WeightAlignmentError(ValueError):
 
 @dataclass
 class TokenWeightedDPOConfig(DPOConfig):
-    """``trl.DPOConfig`` plus the curriculum. Every DPOConfig argument means what it means in TRL."""
+    """``trl.DPOConfig`` plus the curriculum and prefix sharing. Every DPOConfig argument means what it means
+    in TRL."""
 
     curriculum: str = field(
         default="random",
         metadata={"help": "Order of training pairs by `difficulty` (larger = harder): random | easy_to_hard | "
                           "staged. Pairs without a `difficulty` column can only use random."},
     )
+    prefix_sharing: str = field(
+        default="auto",
+        metadata={"help": "Score each pair as one sequence prompt + chosen + rejected (the prompt computed once), "
+                          "several pairs packed per row: auto | on | off. auto = on where supported (SDPA or eager "
+                          "attention, keep_start truncation, no prompt-learning adapter, the trainer's collator) "
+                          "and measured faster (CPU); otherwise TRL's layout, with the reason logged. on = an "
+                          "error where unsupported. Same loss, metrics and gradients as off."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.curriculum not in CURRICULA:
             raise ValueError(f"curriculum={self.curriculum!r}; allowed: {', '.join(CURRICULA)}")
+        if self.prefix_sharing not in PREFIX_SHARING:
+            raise ValueError(f"prefix_sharing={self.prefix_sharing!r}; allowed: {', '.join(PREFIX_SHARING)}")
 
 
-class _TokenWeights:
-    """Holds the current batch's weights and scales the fused head's per-token log-probs by them."""
+class _BatchScoring:
+    """What the wrapped fused-head forward needs about the batch being scored: its token weights and, with
+    prefix sharing, its shared layout."""
 
     def __init__(self) -> None:
-        self.current: torch.Tensor | None = None  # (2·batch, seq), the collator's completion_weights
+        self.weights: torch.Tensor | None = None  # (2·batch, seq), the collator's completion_weights
+        self.shared: dict[str, torch.Tensor] | None = None  # the collator's shared_* tensors
+        self._masks: dict[tuple, torch.Tensor] = {}  # built once per batch, reused by policy and reference
+
+    def start(self, inputs: dict) -> None:
+        """Take the weights and the shared layout out of ``inputs`` (TRL would pass them to the model)."""
+        self.weights = inputs.pop("completion_weights", None)
+        shared = {key: inputs.pop(key) for key in SHARED_KEYS if key in inputs}
+        self.shared = shared or None
+        self._masks = {}
+
+    def stop(self) -> None:
+        self.weights, self.shared, self._masks = None, None, {}
 
     def wrap(self, module: torch.nn.Module) -> None:
         """Wrap ``module.forward`` (TRL's fused-head forward) once; later calls are no-ops."""
-        if getattr(module, "_musc_ecd_token_weights", None) is self:
+        if getattr(module, "_musc_ecd_batch_scoring", None) is self:
             return
         inner = module.forward
 
         @functools.wraps(inner)
         def forward(*args, **kwargs):
-            outputs = inner(*args, **kwargs)
-            if self.current is not None and kwargs.get("fused_lm_head"):
-                outputs.log_probs = scale_shifted_log_probs(outputs.log_probs, self.current)
+            if not kwargs.get("fused_lm_head"):
+                return inner(*args, **kwargs)
+            outputs = self._shared_forward(module, inner, args, kwargs) if self.shared else inner(*args, **kwargs)
+            if self.weights is not None:
+                outputs.log_probs = scale_shifted_log_probs(outputs.log_probs, self.weights)
             return outputs
 
         module.forward = forward
-        module._musc_ecd_token_weights = self
+        module._musc_ecd_batch_scoring = self
+
+    def _shared_forward(self, module, inner, args, kwargs):
+        """Run the shared layout instead of TRL's rows; return outputs in TRL's layout."""
+        if args:
+            raise TypeError("prefix sharing expects the model to be called with keyword arguments, as TRL does")
+        shared = self.shared
+        rest = {k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask", "labels", "position_ids")}
+        outputs = inner(input_ids=shared["shared_input_ids"], attention_mask=self._mask(module),
+                        position_ids=shared["shared_position_ids"], labels=shared["shared_labels"], **rest)
+        index = shared["shared_index"]
+        for name in FUSED_FIELDS:
+            value = getattr(outputs, name, None)
+            if value is not None:
+                setattr(outputs, name, unshare(value, index))
+        return outputs
+
+    def _mask(self, module) -> torch.Tensor:
+        implementation = module.config._attn_implementation
+        dtype = next(module.parameters()).dtype
+        key = (implementation, dtype)
+        if key not in self._masks:
+            mask = prefix_sharing_mask(self.shared["shared_sequence_ids"], self.shared["shared_branch"])
+            self._masks[key] = mask if implementation == "sdpa" else additive_mask(mask, dtype)
+        return self._masks[key]
 
 
 def scale_shifted_log_probs(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -115,7 +182,10 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                  eval_dataset=None, processing_class=None, **kwargs):
         args = args if args is not None else TokenWeightedDPOConfig(output_dir="token-weighted-dpo")
         self._check_supported(args)
-        self._token_weights = _TokenWeights()
+        self._scoring = _BatchScoring()
+        sharing_unsupported = _prefix_sharing_unsupported(model, args, data_collator, kwargs.get("peft_config"))
+        self.prefix_sharing = _resolve_prefix_sharing(getattr(args, "prefix_sharing", "auto"), sharing_unsupported,
+                                                      on_gpu=torch.cuda.is_available() and not args.use_cpu)
         if data_collator is None and processing_class is not None:
             pad_id = processing_class.pad_token_id
             if pad_id is None:
@@ -125,6 +195,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                 max_length=args.max_length,
                 truncation_mode=args.truncation_mode,
                 pad_to_multiple_of=args.pad_to_multiple_of,
+                prefix_sharing=self.prefix_sharing,
             )
         self._difficulties = None
         super().__init__(model=model, ref_model=ref_model, args=args, data_collator=data_collator,
@@ -191,10 +262,20 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     def _get_train_sampler(self, train_dataset=None):
         curriculum = getattr(self.args, "curriculum", "random")
-        if curriculum == "random" or self._difficulties is None:
+        grouped = self.args.train_sampling_strategy == "group_by_length"
+        if (curriculum == "random" or self._difficulties is None) and not grouped:
             return super()._get_train_sampler(train_dataset)
-        return CurriculumSampler(self._difficulties, curriculum, self.args.seed,
-                                 num_epochs=math.ceil(self.args.num_train_epochs))
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        difficulties = self._difficulties if self._difficulties is not None else [0.0] * len(dataset)
+        sampler = CurriculumSampler(difficulties, curriculum, self.args.seed,
+                                    num_epochs=math.ceil(self.args.num_train_epochs))
+        if not grouped:
+            return sampler
+        # transformers' LengthGroupedSampler reads `input_ids`, which preference rows do not have, and would
+        # undo the curriculum; the length of a pair is what the shared layout computes: prompt + both answers
+        lengths = [len(p) + len(c) + len(r) for p, c, r in
+                   zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
+        return LengthGroupedCurriculumSampler(sampler, lengths, self.args.per_device_train_batch_size)
 
     # -- loss --------------------------------------------------------------------------------------
 
@@ -205,19 +286,19 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         precompute the reference log-probs before that ``__init__`` returns.
         """
         policy = self.accelerator.unwrap_model(self.model)
-        self._token_weights.wrap(policy.get_base_model() if is_peft_model(policy) else policy)
+        self._scoring.wrap(policy.get_base_model() if is_peft_model(policy) else policy)
         if self.ref_model is not None:
-            self._token_weights.wrap(self.accelerator.unwrap_model(self.ref_model))
+            self._scoring.wrap(self.accelerator.unwrap_model(self.ref_model))
 
     def _compute_loss(self, model, inputs, return_outputs):
         self._hook_fused_heads()
-        weights = inputs.pop("completion_weights", None)
         difficulty = inputs.pop("difficulty", None)
-        self._token_weights.current = weights
+        self._scoring.start(inputs)
+        weights, shared = self._scoring.weights, self._scoring.shared
         try:
             result = super()._compute_loss(model, inputs, return_outputs)
         finally:
-            self._token_weights.current = None
+            self._scoring.stop()
         loss = result[0] if return_outputs else result
         if not torch.isfinite(loss.detach()).all():  # a sync point, once per step: cheap next to the step
             raise NonFiniteLossError(
@@ -226,6 +307,10 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                 "Lower the learning rate or check the token weights."
             )
         self._log_weight_means(weights, inputs["completion_mask"])
+        # Share of the positions the model computed that were padding (one small count per step)
+        mode = "train" if self.model.training else "eval"
+        computed = inputs["attention_mask"] if shared is None else shared["shared_sequence_ids"] >= 0
+        self._metrics[mode]["tokens/padding_share"].append(padding_share(computed))
         if difficulty is not None:  # the curriculum's progress: mean difficulty of the pairs of this step
             mode = "train" if self.model.training else "eval"
             gathered = self.accelerator.gather_for_metrics(difficulty.to(loss.device))
@@ -234,13 +319,12 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     def compute_ref_log_probs(self, model, inputs):
         self._hook_fused_heads()
-        weights = inputs.pop("completion_weights", None)
         inputs.pop("difficulty", None)
-        self._token_weights.current = weights
+        self._scoring.start(inputs)
         try:
             return super().compute_ref_log_probs(model, inputs)
         finally:
-            self._token_weights.current = None
+            self._scoring.stop()
 
     def _log_weight_means(self, weights: torch.Tensor | None, completion_mask: torch.Tensor) -> None:
         """Mean token weight of chosen and rejected completions, over all processes (one gather, one sync)."""
@@ -255,3 +339,40 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         )
         self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
         self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
+
+
+def _prefix_sharing_unsupported(model, args, data_collator, peft_config) -> str | None:
+    """Why prefix sharing cannot be used with these settings, or None when it can."""
+    if data_collator is not None:
+        return "a custom data_collator is given (only the trainer's collator builds the shared layout)"
+    if args.max_length is not None and args.truncation_mode != "keep_start":
+        return f"truncation_mode={args.truncation_mode!r} cuts the prompt of chosen and rejected differently"
+    if isinstance(model, str):
+        implementation = (args.model_init_kwargs or {}).get("attn_implementation") or "sdpa"
+    else:
+        implementation = getattr(model.config, "_attn_implementation", None)
+    if implementation not in MASKED_ATTENTION:
+        return f"attention implementation {implementation!r} takes no custom 4-D mask (needs sdpa or eager)"
+    adapters = [peft_config] if peft_config is not None else []
+    if not isinstance(model, str) and is_peft_model(model):
+        adapters += list(model.peft_config.values())
+    if any(getattr(adapter, "is_prompt_learning", False) for adapter in adapters):
+        return "prompt-learning adapters prepend virtual tokens to every row"
+    return None
+
+
+def _resolve_prefix_sharing(mode: str, unsupported: str | None, on_gpu: bool) -> bool:
+    """``on``: share or fail; ``auto``: share where supported and measured faster (so far: CPU)."""
+    if mode == "off":
+        return False
+    if mode == "on":
+        if unsupported is not None:
+            raise ValueError(f"prefix_sharing='on' cannot be used: {unsupported}")
+        return True
+    if unsupported is None and on_gpu:
+        unsupported = "not yet measured faster on GPU (prefix_sharing='on' uses it there)"
+    if unsupported is None:
+        log.info("prefix sharing on: one sequence prompt + chosen + rejected per pair, packed rows")
+        return True
+    log.info("prefix sharing off, TRL's layout used: %s", unsupported)
+    return False
