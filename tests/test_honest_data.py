@@ -270,3 +270,4 @@ def test_a_degenerate_answer_is_a_counted_reject(tmp_path):
     pairs, rejects = _coarse(tmp_path, policy, "musc.p_substitute=0")
     assert pairs == [] and [(r["reason"], r["detail"]) for r in rejects] == [("degenerate_response", "chosen")]
     assert apc._pair_problem("M" * 200, "fine answer") == "degenerate_chosen"
+    assert apc._pair_problem("fine answer", "M" * 200) == ""  # a looping weaker answer is a true negative

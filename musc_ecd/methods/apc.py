@@ -139,10 +139,8 @@ def _pair_problem(chosen: str, rejected: str) -> str:
         return "empty_rejected"
     if chosen == rejected:
         return "identical_responses"
-    if is_degenerate(chosen):
+    if is_degenerate(chosen):  # a looping weaker answer is a true negative; a looping stronger one is no target
         return "degenerate_chosen"
-    if is_degenerate(rejected):
-        return "degenerate_rejected"
     return ""
 
 

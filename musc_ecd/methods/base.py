@@ -84,7 +84,9 @@ DEGENERATE_RATIO = 0.25
 
 
 def is_degenerate(text: str) -> bool:
-    """Repetition that makes an answer worthless as chosen or rejected (small models loop)."""
+    """Repetition that makes an answer worthless as ``chosen`` (small models loop). A looping ``rejected``
+    answer is kept: the label is still right. ECD ends a chain at one, since R^k is next round's negative
+    *and* this round's chosen."""
     import zlib
 
     data = text.encode()

@@ -175,8 +175,8 @@ class MuscCoarse(ConstraintPairBuilder):
                 self._reject(w, "filter", "empty_response", "chosen" if not w.chosen else "rejected")
             elif w.chosen == w.rejected:
                 self._reject(w, "filter", "identical_responses")
-            elif is_degenerate(w.chosen) or is_degenerate(w.rejected):
-                self._reject(w, "filter", "degenerate_response", "chosen" if is_degenerate(w.chosen) else "rejected")
+            elif is_degenerate(w.chosen):  # a looping rejected answer is still a true negative; a looping chosen is not
+                self._reject(w, "filter", "degenerate_response", "chosen")
             else:
                 kept.append(w)
         if not self.opts.self_judge_filter or not kept:

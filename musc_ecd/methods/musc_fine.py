@@ -154,7 +154,7 @@ class MuscFine(ConstraintPairBuilder):
         for w, samples in zip(work, outputs, strict=True):
             w.correction_raw = samples[0].text
             revision, reason = parse_revision(samples[0].text, w.samples[w.worst], self.opts.min_revision_kept)
-            if revision is not None and (is_degenerate(revision) or is_degenerate(w.samples[w.worst])):
+            if revision is not None and is_degenerate(revision):
                 revision, reason = None, "degenerate_response"
             if revision is None:
                 self._reject(w, "correct", reason, f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} "
