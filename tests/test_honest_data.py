@@ -271,3 +271,11 @@ def test_a_degenerate_answer_is_a_counted_reject(tmp_path):
     assert pairs == [] and [(r["reason"], r["detail"]) for r in rejects] == [("degenerate_response", "chosen")]
     assert apc._pair_problem("M" * 200, "fine answer") == "degenerate_chosen"
     assert apc._pair_problem("fine answer", "M" * 200) == ""  # a looping weaker answer is a true negative
+
+
+def test_a_revision_leaking_the_correction_prompt_is_rejected():
+    from musc_ecd.constraints.correct import parse_revision
+
+    leaked = "The journey begins\n\nViolated constraints:\n- Mention a central question\n" + ANSWER
+    assert parse_revision(leaked, ANSWER, 0.5) == (None, "revision_leak")
+    assert parse_revision(ANSWER.replace("Best", "Thanks"), ANSWER, 0.5)[1] == ""

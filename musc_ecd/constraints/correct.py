@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 
 from musc_ecd.prompts import load_template
@@ -25,6 +26,9 @@ def kept_share(original: str, revision: str) -> float:
     return sum(block.size for block in matcher.get_matching_blocks()) / len(before)
 
 
+_LEAK = re.compile(r"^\s*(?:violated constraints|instruction|response)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
 def _words(text: str) -> list[str]:
     return [w for w in (word.strip(".,;:!?\"'()[]*").lower() for word in text.split()) if w]
 
@@ -40,6 +44,8 @@ def parse_revision(text: str, original: str, min_kept: float = 0.0) -> tuple[str
         return None, "revision_unchanged"
     if load_template("correct").copies_demonstration(revision):
         return None, "copied_demonstration"
+    if _LEAK.search(revision):
+        return None, "revision_leak"  # the correction prompt's own labels ("Violated constraints:") in the text
     if kept_share(original, revision) < min_kept:
         return None, "revision_not_minimal"
     return revision, ""
