@@ -27,4 +27,6 @@ def parse_recombined(text: str) -> tuple[str | None, str]:
         return None, "recombine_empty"
     if _LEAK.search(text):
         return None, "recombine_leak"
+    if load_template("recombine").copies_demonstration(text):
+        return None, "copied_demonstration"  # the template's example instruction, not this seed's
     return text, ""

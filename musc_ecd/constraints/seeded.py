@@ -29,15 +29,24 @@ class SeedConstraints:
     texts: tuple[str, ...]
 
 
+def seed_typed(item) -> list[TypedConstraint] | None:
+    """A seed's typed constraints (IFEval's ``instruction_id_list``/``kwargs`` columns), or None without any;
+    a malformed list is an error naming the seed, not a silent omission."""
+    ids, kwargs = item.fields.get("instruction_id_list"), item.fields.get("kwargs")
+    if ids is None:
+        return None
+    try:
+        return from_ifeval(ids, kwargs if kwargs is not None else [{}] * len(ids))
+    except DataError as exc:
+        raise DataError(f"seed {item.id} (line {item.line}): {exc}") from None
+
+
 def seed_constraints(item) -> SeedConstraints | None:
     """The typed part of a verifiable seed, or None for a seed without one (plain free-text instructions)."""
     fields = item.fields
     if not fields.get("instruction_id_list") or not fields.get("typed_texts") or not fields.get("base_instruction"):
         return None
-    try:
-        typed = from_ifeval(fields["instruction_id_list"], fields.get("kwargs") or [{}] * len(fields["typed_texts"]))
-    except DataError as exc:
-        raise DataError(f"seed {item.id} (line {item.line}): {exc}") from None
+    typed = seed_typed(item)
     texts = fields["typed_texts"]
     if len(texts) != len(typed) or not all(isinstance(t, str) and t.strip() for t in texts):
         raise DataError(f"seed {item.id} (line {item.line}): typed_texts must give one sentence per typed constraint")

@@ -61,8 +61,9 @@ def _retire_answers_of_another_model(out_dir: Path, model: str) -> None:
     """Answers are keyed by the model that wrote them: a retrained adapter (a new merged directory) makes the
     old answers stale, so they are moved aside and the set is answered again."""
     stamp = out_dir / "model.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("model") != model:
-        retire(out_dir, f"answered by {json.loads(stamp.read_text()).get('model')}, not {model}")
+    answered_by = json.loads(stamp.read_text()).get("model") if stamp.is_file() else model
+    if answered_by != model:
+        retire(out_dir, f"answered by {answered_by}, not {model}")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(stamp, json.dumps({"model": model}) + "\n")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
-from musc_ecd.constraints.seeded import CHECKERS, seed_constraints
+from musc_ecd.constraints.seeded import CHECKERS, seed_constraints, seed_typed
 from musc_ecd.items import Reject
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
@@ -94,20 +94,10 @@ def is_degenerate(text: str) -> bool:
 
 
 def seed_typed_constraints(item) -> list[dict] | None:
-    """The seed's verifiable constraints (IFEval's ``instruction_id_list``/``kwargs`` columns), as the pairs'
-    ``meta.typed_constraints``: they are constraints of every prompt built from the seed, so the label audit
-    can score chosen and rejected on them. None when the seed has none; a malformed list is an error naming
-    the seed, not a silent omission."""
-    from musc_ecd.constraints.typed import from_ifeval
-    from musc_ecd.errors import DataError
-
-    ids, kwargs = item.fields.get("instruction_id_list"), item.fields.get("kwargs")
-    if ids is None:
-        return None
-    try:
-        return [c.to_json() for c in from_ifeval(ids, kwargs if kwargs is not None else [{}] * len(ids))]
-    except DataError as exc:
-        raise DataError(f"seed {item.id} (line {item.line}): {exc}") from None
+    """The seed's typed constraints as the pairs' ``meta.typed_constraints``: they are constraints of every
+    prompt built from the seed, so the label audit can score chosen and rejected on them."""
+    typed = seed_typed(item)
+    return None if typed is None else [c.to_json() for c in typed]
 
 
 def item_seed(seed: int, item_id: str, stage: str) -> int:

@@ -49,7 +49,7 @@ from musc_ecd.constraints.evolve import (
     sample_operation,
 )
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
-from musc_ecd.constraints.seeded import CHECKERS, code_verdicts
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, seed_typed
 from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.constraints.typed_evolution import draw_requirement
 from musc_ecd.errors import ConfigError
@@ -305,8 +305,7 @@ def copies_demonstration(operation: Operation, evolution: Evolution, compose: st
 
 def chain_typed(chain: Chain) -> list[TypedConstraint]:
     """The seed's typed constraints and every typed requirement the chain has added so far."""
-    seed = [TypedConstraint.from_json(c) for c in seed_typed_constraints(chain.item) or []]
-    return seed + [c for r in chain.rounds for c in r.typed]
+    return (seed_typed(chain.item) or []) + [c for r in chain.rounds for c in r.typed]
 
 
 def prompt_typed(chain: Chain, k: int) -> list[dict] | None:

@@ -48,7 +48,6 @@ from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, corrupt_typed
-from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
@@ -143,11 +142,6 @@ class MuscCoarse(ConstraintPairBuilder):
         for index, w in enumerate(work):
             positive, why_positive = parse_recombined(outputs[2 * index])
             negative, why_negative = parse_recombined(outputs[2 * index + 1])
-            template = load_template("recombine")
-            if positive is not None and template.copies_demonstration(positive):
-                positive, why_positive = None, "copied_demonstration"
-            if negative is not None and template.copies_demonstration(negative):
-                negative, why_negative = None, "copied_demonstration"
             if positive is None:
                 self._reject(w, "recombine", why_positive, "positive instruction")
             elif negative is None:
@@ -190,7 +184,7 @@ class MuscCoarse(ConstraintPairBuilder):
         constraint (as it stood in the original instruction), chosen passes and rejected fails — by code."""
         survivors = []
         for w in kept:
-            originals = [TypedConstraint.from_json(c.typed_original) for c in w.corruptions if c.typed_original]
+            originals = [w.typed_at[c.index] for c in w.corruptions if c.typed_original]
             if not originals:
                 survivors.append(w)  # untyped corruptions only: the model judge decides (or none is asked)
                 continue
