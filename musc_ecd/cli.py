@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from musc_ecd import __version__
 from musc_ecd.errors import DataError, UserError
-
-log = logging.getLogger("musc_ecd")
+from musc_ecd.layout import RunLayout
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     labels = report["labels"]
     for set_name, comparison in report["comparisons"].items():
         print(f"[{set_name}]\n{format_comparison(comparison, labels['base'], labels['trained'])}\n")
-    print(f"report -> {run_dir / 'report.md'}")
+    print(f"report -> {RunLayout(run_dir).report_md}")
     return 0
 
 
@@ -46,7 +44,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     cfg, run_dir = _prepare(args)
     summary = generate(cfg, run_dir)
-    print(f"{summary['accepted']} pairs, {summary['rejected']} rejected -> {run_dir / 'pairs.jsonl'}")
+    print(f"{summary['accepted']} pairs, {summary['rejected']} rejected -> {RunLayout(run_dir).pairs}")
     return 0
 
 
@@ -55,7 +53,7 @@ def _weights(args: argparse.Namespace) -> int:
 
     cfg, run_dir = _prepare(args)
     summary = weights_stage(cfg, run_dir)
-    print(f"{summary['accepted']} pairs weighted ({summary['scheme']}) -> {run_dir / 'weights' / 'pairs.jsonl'}")
+    print(f"{summary['accepted']} pairs weighted ({summary['scheme']}) -> {RunLayout(run_dir).weighted_pairs}")
     return 0
 
 
@@ -64,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg, run_dir = _prepare(args)
     summary = train(cfg, run_dir)
-    print(f"trained {summary['global_steps']} steps on {summary['pairs']} pairs -> {run_dir / 'model'}")
+    print(f"trained {summary['global_steps']} steps on {summary['pairs']} pairs -> {RunLayout(run_dir).model}")
     return 0
 
 
@@ -161,25 +159,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 
 def _prepare(args: argparse.Namespace):
     """Load and save the config, set up logging into the run directory."""
-    from musc_ecd.config import load_config, save_config
+    from musc_ecd.session import prepare
 
-    cfg = load_config(args.config, args.overrides)
-    run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir)
-    _log_to(run_dir / "log.txt", banner=f"musc-ecd {__version__} {args.command} {args.config} {args.overrides}")
-    return cfg, run_dir
-
-
-def _log_to(path: Path, banner: str) -> None:
-    root = logging.getLogger("musc_ecd")
-    root.setLevel(logging.INFO)
-    file_handler = logging.FileHandler(path, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.handlers = [file_handler]
-    log.info(banner)  # into the log file only: the console is for progress and results
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(_ConsoleFormatter("[musc-ecd] %(message)s"))
-    root.handlers.append(console)
+    return prepare(args.config, args.overrides, args.command)
 
 
 # Commands that take files rather than a config.
@@ -191,14 +173,6 @@ FILE_COMMANDS = {
     "report": (_report, "one table (Markdown + CSV) and plots for every run under RUNS_DIR"),
     "audit": (_audit, "label accuracy of a pairs JSONL on its typed constraints: chosen better / tied / reversed"),
 }
-
-
-class _ConsoleFormatter(logging.Formatter):
-    """One line per message on the console; tracebacks go to the log file only."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
-        return super().format(record)
 
 
 def build_parser() -> argparse.ArgumentParser:

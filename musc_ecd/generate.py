@@ -1,7 +1,8 @@
 """The ``generate`` stage: seeds in, the pairs artifact out, with the configured pair builder.
 
-Writes ``RUN_DIR/pairs.jsonl`` (TRL's conversational ``prompt``/``chosen``/``rejected`` plus
-``difficulty`` and ``meta`` provenance), ``rejects.jsonl``, ``summary.json`` and ``manifest.json``.
+Writes ``RUN_DIR/generate/pairs.jsonl`` (TRL's conversational ``prompt``/``chosen``/``rejected`` plus
+``difficulty`` and ``meta`` provenance), ``rejects.jsonl``, ``summary.json``, ``manifest.json`` and the
+method's extra artifacts (``musc_ecd.layout``).
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from musc_ecd.config import Config, fingerprint
+from musc_ecd.config import Config
 from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.errors import ConfigError
+from musc_ecd.fingerprints import pairs_fingerprint
 from musc_ecd.items import load_items
 from musc_ecd.label_audit import META_FIELD, label_accuracy
-from musc_ecd.methods import check_roles, get_method
+from musc_ecd.layout import RunLayout
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.registry import check_roles, get_method
 from musc_ecd.stage import run_item_stage
 
 log = logging.getLogger(__name__)
@@ -26,17 +29,22 @@ ARTIFACT = "pairs"
 
 
 def generate(cfg: Config, run_dir: Path) -> dict:
+    """Build the run's pairs into ``RUN_DIR/generate``; return the summary."""
+    return generate_into(cfg, RunLayout(run_dir).generate)
+
+
+def generate_into(cfg: Config, stage_dir: Path) -> dict:
+    """Build the pairs into ``stage_dir`` (a run's ``generate`` directory, or a shared entry)."""
     method = get_method(cfg.method)
     if cfg.data.seeds is None:
         raise ConfigError("config error: generate needs data.seeds to point at a seed file "
                           "(JSONL, CSV or a datasets directory)")
-    if hasattr(method, "check"):
+    if method.check is not None:
         method.check(cfg)
     check_roles(cfg)  # a named role the method never calls is refused: no result may claim it
     for spec in dict.fromkeys(m for use in method.roles(cfg) for m in use.models if m != CHECKERS):
         resolve_model_path(spec)  # fail on a missing model (any role) before any work
     entries = load_items(cfg.data.seeds, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
-    key = fingerprint(cfg, ("seed", "method", "model", "generation", "data", *METHOD_SECTIONS[cfg.method]))
 
     def make_process():
         return method.build(ModelRoles.from_config(cfg), cfg)
@@ -50,22 +58,11 @@ def generate(cfg: Config, run_dir: Path) -> dict:
             log.warning("%s", warning)
         return {**summary, "warnings": warnings}
 
-    summary = run_item_stage(run_dir, ARTIFACT, key, entries, make_process, describe,
+    summary = run_item_stage(stage_dir, ARTIFACT, pairs_fingerprint(cfg), entries, make_process, describe,
                              cfg.store.commit_every, label=f"generate [{cfg.method}]")
-    if hasattr(method, "write_extras"):
-        method.write_extras(run_dir)
+    for extra in method.extras:
+        extra.write(stage_dir)
     return summary
-
-
-# The config sections each method reads: only these key its artifact, so e.g. an ECD option change
-# does not invalidate a MuSC run directory.
-METHOD_SECTIONS = {
-    "musc_coarse": ("musc",),
-    "musc_fine": ("musc", "musc_fine"),
-    "musc": ("musc", "musc_fine"),
-    "ecd": ("ecd",),
-    "apc": ("apc",),
-}
 
 
 def _warnings(tree) -> list[str]:

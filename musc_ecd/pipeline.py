@@ -5,27 +5,21 @@ after a failure or a kill continues where it stopped; a failure names the stage 
 stages produced. Progress goes to the console and ``RUN_DIR/log.txt``; ``RUN_DIR/status.json`` says
 which stage is running, which are done (with their wall time) and, after a failure, the error.
 
-    RUN_DIR/generate/                 pairs.jsonl, summary.json (yield per stage), ...
-    RUN_DIR/weights/                  the pairs with token weights (when train.weights is set)
-    RUN_DIR/model/, RUN_DIR/train/    the adapter; checkpoints and metrics.jsonl
-    RUN_DIR/eval/SET/base|trained/    answers and results.json per evaluation set (eval.sets)
-    RUN_DIR/report.json, report.md    the comparisons (paired bootstrap) and the rendered report
-    RUN_DIR/plots/*.png               metric differences with intervals, training curves, yield
+Every artifact's path is named by ``musc_ecd.layout.RunLayout`` (the same layout ``musc-ecd generate``,
+``train`` and ``evaluate`` write), so each stage can also be run on its own on the same run directory.
 
 **Sharing.** With ``share_dir`` set (``musc-ecd sweep`` sets RUNS_DIR/_shared), the two artifacts that
 many runs have in common live there once, named by a hash of the config that determines them:
-``generate-<hash>`` (every key but run_dir, share_dir, store, train and eval; batch sizes left out) and
-``eval-base-<hash>`` (the policy, generation and eval settings of that set). ``RUN_DIR/generate`` and
-``RUN_DIR/eval/SET/base`` are relative symlinks to them. Runs of a sweep that differ only in training
-options therefore generate once and evaluate the base model once. Two processes that want the same
-entry at once take turns on a ``DirectoryLock`` in the share directory: the second waits, then finds the
-work done and skips it.
+``generate-<hash>`` and ``eval-base-<hash>`` (``musc_ecd.fingerprints`` says what each hash covers);
+``RUN_DIR/generate`` and ``RUN_DIR/eval/SET/base`` are relative symlinks to them. Runs of a sweep that
+differ only in training options therefore generate once and evaluate the base model once. Two processes
+that want the same entry at once take turns on a ``DirectoryLock`` in the share directory: the second
+waits, then finds the work done and skips it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -34,14 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from musc_ecd.config import Config, to_dict
+from musc_ecd.config import Config
 from musc_ecd.errors import RunDirConflictError, UserError
+from musc_ecd.fingerprints import base_eval_share_key, config_fingerprint, generate_share_key
+from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, write_atomic
 
 log = logging.getLogger(__name__)
 
-STATUS = "status.json"
-REPORT = "report.json"
 WAIT_SECONDS = 2.0  # poll interval while another process holds a shared entry
 
 
@@ -84,7 +78,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
                               "rerun the same command to resume") from None
         status.stage_done(stage.name, time.perf_counter() - started)
     status.end("done")
-    return json.loads((run_dir / REPORT).read_text())
+    return json.loads(RunLayout(run_dir).report_json.read_text())
 
 
 def announce(name: str, number: int, total: int) -> None:
@@ -112,37 +106,32 @@ def plan(cfg: Config, run_dir: Path) -> list[Stage]:
 
 
 def generate_stage(cfg: Config, run_dir: Path) -> dict:
-    from musc_ecd.generate import generate
+    from musc_ecd.generate import generate, generate_into
 
-    target = run_dir / "generate"
+    target = RunLayout(run_dir).generate
     if cfg.share_dir is None or (target.is_dir() and not target.is_symlink()):
-        return generate(cfg, target)  # unshared (or made before sharing was turned on): stays in the run
-    entry = Path(cfg.share_dir) / f"generate-{generate_key(cfg)}"
+        return generate(cfg, run_dir)  # unshared (or made before sharing was turned on): stays in the run
+    entry = Path(cfg.share_dir) / f"generate-{generate_share_key(cfg)}"
     if target.is_symlink() and target.resolve() != entry.resolve():
         # A trained model here was made from the other pairs: refuse, as the run store does, rather than mix.
         raise RunDirConflictError(f"{target} links to pairs made with a different config ({os.readlink(target)}); "
                                   "use another run_dir or delete this one")
     with shared_entry(entry):
-        summary = generate(cfg, entry)
+        summary = generate_into(cfg, entry)
     link(target, entry)
     return summary
-
-
-def _training_cfg(cfg: Config, run_dir: Path) -> Config:
-    pairs = cfg.train.pairs or str(run_dir / "generate" / "pairs.jsonl")
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pairs=pairs))
 
 
 def weights_stage(cfg: Config, run_dir: Path) -> dict:
     from musc_ecd.weighting import weights_stage as compute_weights
 
-    return compute_weights(_training_cfg(cfg, run_dir), run_dir)
+    return compute_weights(cfg, run_dir)
 
 
 def train_stage(cfg: Config, run_dir: Path) -> dict:
     from musc_ecd.training.run import train
 
-    return train(_training_cfg(cfg, run_dir), run_dir)
+    return train(cfg, run_dir)
 
 
 def _eval_cfg(cfg: Config, set_name: str, adapter: str | None, name: str) -> Config:
@@ -154,20 +143,20 @@ def _eval_cfg(cfg: Config, set_name: str, adapter: str | None, name: str) -> Con
 def evaluate_base_stage(cfg: Config, run_dir: Path, set_name: str) -> dict:
     from musc_ecd.evaluation.evaluate import evaluate
 
-    target = run_dir / "eval" / set_name / "base"
+    target = RunLayout(run_dir).eval_side(set_name, "base")
     if cfg.share_dir is None or (target.is_dir() and not target.is_symlink()):
         return evaluate(_eval_cfg(cfg, set_name, None, f"{set_name}/base"), run_dir)
-    entry = Path(cfg.share_dir) / f"eval-base-{base_eval_key(cfg, set_name)}"
+    entry = Path(cfg.share_dir) / f"eval-base-{base_eval_share_key(cfg, set_name)}"
     with shared_entry(entry):
         results = evaluate(_eval_cfg(cfg, set_name, None, "base"), entry)  # -> entry/eval/base
-    link(target, entry / "eval" / "base")
+    link(target, RunLayout(entry).eval_dir("base"))
     return results
 
 
 def evaluate_trained_stage(cfg: Config, run_dir: Path, set_name: str) -> dict:
     from musc_ecd.evaluation.evaluate import evaluate
 
-    return evaluate(_eval_cfg(cfg, set_name, str(run_dir / "model"), f"{set_name}/trained"), run_dir)
+    return evaluate(_eval_cfg(cfg, set_name, str(RunLayout(run_dir).model), f"{set_name}/trained"), run_dir)
 
 
 def report_stage(cfg: Config, run_dir: Path) -> dict:
@@ -176,14 +165,14 @@ def report_stage(cfg: Config, run_dir: Path) -> dict:
     from musc_ecd.evaluation.ifeval import PromptResult
     from musc_ecd.evaluation.report import render_run_report
 
+    layout = RunLayout(run_dir)
     comparisons = {}
     for set_name in cfg.eval.set_names():
-        base, trained = (json.loads((run_dir / "eval" / set_name / side / "results.json").read_text())
-                         for side in ("base", "trained"))
+        base, trained = (json.loads(layout.eval_results(set_name, side).read_text()) for side in ("base", "trained"))
         comparisons[set_name] = paired_bootstrap([PromptResult.from_json(r) for r in base["per_prompt"]],
                                                  [PromptResult.from_json(r) for r in trained["per_prompt"]])
-    generation = json.loads((run_dir / "generate" / "summary.json").read_text())
-    training = json.loads((run_dir / "model" / "manifest.json").read_text())["summary"]
+    generation = json.loads(layout.generate_summary.read_text())
+    training = json.loads((layout.model / "manifest.json").read_text())["summary"]
     report = {
         "config_fingerprint": config_fingerprint(cfg),
         "pairs": training.get("pairs", generation["accepted"]),  # trained on, after train.max_pairs
@@ -193,52 +182,13 @@ def report_stage(cfg: Config, run_dir: Path) -> dict:
         "comparisons": comparisons,
         "labels": {"base": f"base ({cfg.model.policy})", "trained": f"trained ({cfg.method}, {cfg.train.loss})"},
     }
-    write_atomic(run_dir / REPORT, json.dumps(report, indent=2) + "\n")
+    write_atomic(layout.report_json, json.dumps(report, indent=2) + "\n")
     render_run_report(run_dir)
     return report
 
 
 # ----------------------------------------------------------------------------------------------
-# Fingerprints and the share directory
-
-
-def _digest(tree: Any) -> str:
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def config_fingerprint(cfg: Config) -> str:
-    """What a finished run was made with: every key but where it lives (run_dir, share_dir)."""
-    tree = to_dict(cfg)
-    for key in ("run_dir", "share_dir"):
-        tree.pop(key, None)
-    return _digest(tree)
-
-
-def generate_key(cfg: Config) -> str:
-    """Everything that can change the generated pairs: the sections ``generate`` fingerprints for this
-    method (so an option of another method, e.g. ``ecd.*`` in a MuSC run, does not split the share), plus
-    ``data.limit`` (a shared artifact must hold exactly the pairs a run trained on)."""
-    from musc_ecd.generate import METHOD_SECTIONS
-
-    tree = to_dict(cfg)
-    sections = ("seed", "method", "model", "generation", "data", *METHOD_SECTIONS[cfg.method])
-    tree = {name: tree[name] for name in sections}
-    tree["generation"] = {k: v for k, v in tree["generation"].items() if k not in ("batch_size", "vllm")}
-    return _digest(tree)
-
-
-def base_eval_key(cfg: Config, set_name: str) -> str:
-    """Everything that can change the base model's answers and scores on one evaluation set."""
-    tree = to_dict(cfg)
-    options = cfg.eval
-    source = str(Path(options.ifeval_path).resolve()) if set_name == "ifeval" else "own"
-    return _digest({
-        "policy": cfg.model.policy, "dtype": cfg.model.dtype, "trust_remote_code": cfg.model.trust_remote_code,
-        "generation": {k: v for k, v in tree["generation"].items() if k not in ("batch_size", "vllm")},
-        "set": source, "limit": options.limit, "max_new_tokens": options.max_new_tokens,
-        "temperature": options.temperature,
-        "seed": cfg.seed if options.temperature > 0 else None,  # greedy answers do not depend on the seed
-    })
+# The share directory
 
 
 class shared_entry:
@@ -287,7 +237,7 @@ class RunStatus:
     """
 
     def __init__(self, run_dir: Path, fingerprint: str):
-        self.path = run_dir / STATUS
+        self.path = RunLayout(run_dir).status
         previous = read_status(run_dir) or {}
         same = previous.get("config_fingerprint") == fingerprint
         self.data = {"status": "running", "stage": None, "error": None, "config_fingerprint": fingerprint,
@@ -314,7 +264,7 @@ class RunStatus:
 
 
 def read_status(run_dir: Path) -> dict | None:
-    path = run_dir / STATUS
+    path = RunLayout(run_dir).status
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

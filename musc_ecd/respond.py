@@ -7,31 +7,18 @@ on it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
-from musc_ecd.config import Config, DataConfig, ModelConfig, fingerprint
+from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
+from musc_ecd.fingerprints import answers_fingerprint
 from musc_ecd.items import Item, load_items
 from musc_ecd.models.generator import create_generator, params_from_config, resolve_backend
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.stage import run_item_stage
 
 ARTIFACT = "responses"
-
-
-def answers_fingerprint(cfg: Config, source: str) -> str:
-    """What the answers depend on, and nothing else: the answering model (not the other roles), the
-    decoding, the prompts; the run seed only when sampling. So runs that differ in, say, their teacher or
-    seed share one base-model evaluation (``share_dir``) instead of refusing each other's."""
-    sampled = cfg.generation.temperature > 0
-    only_answers = dataclasses.replace(
-        cfg, seed=cfg.seed if sampled else 0,
-        model=ModelConfig(policy=cfg.model.policy, dtype=cfg.model.dtype,
-                          trust_remote_code=cfg.model.trust_remote_code),
-        data=DataConfig(prompts=source, prompt_field=cfg.data.prompt_field, id_field=cfg.data.id_field))
-    return fingerprint(only_answers, ("seed", "model", "generation", "data"))
 
 
 def respond(cfg: Config, run_dir: Path) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from musc_ecd.config import load_config
 from musc_ecd.errors import DataError
+from musc_ecd.layout import RunLayout
 from musc_ecd.store import read_jsonl, write_atomic
 
 
@@ -22,17 +23,15 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     from musc_ecd.models.loading import load_model
     from musc_ecd.training import completion_token_ids
 
-    source = run_dir / "weights" / "pairs.jsonl"
-    source = source if source.is_file() else run_dir / "pairs.jsonl"
+    layout = RunLayout(run_dir)
+    source = layout.shown_pairs()
     if not source.is_file():
-        source = run_dir / "generate" / "pairs.jsonl"
-    if not source.is_file():
-        raise DataError(f"no pairs in {run_dir} (looked for weights/pairs.jsonl, pairs.jsonl, generate/pairs.jsonl)")
+        raise DataError(f"no pairs in {run_dir} (no {source.relative_to(run_dir)}); run `musc-ecd generate` first")
     pairs = read_jsonl(source)
     if not 0 <= index < len(pairs):
         raise DataError(f"--index {index} is out of range: {source} holds {len(pairs)} pairs")
     pair = pairs[index]
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(layout.config)
     _, tokenizer = load_model(cfg.model.policy, device="cpu")
     w_max = cfg.train.w_max
     sides = {}
@@ -43,7 +42,7 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     notes = _constraint_notes(pair.get("meta", {}))
     prompt = pair["prompt"][-1]["content"] if isinstance(pair["prompt"], list) else pair["prompt"]
     page = _html(pair, prompt, sides, notes, w_max, source)
-    target = run_dir / f"show-pair-{index}.html"
+    target = layout.root / f"show-pair-{index}.html"
     write_atomic(target, page)
     return target, _terminal(prompt, sides, notes, w_max)
 

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import torch
 
-from musc_ecd.config import Config, fingerprint
+from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError, DataError
+from musc_ecd.fingerprints import weights_fingerprint
 from musc_ecd.items import Item
+from musc_ecd.layout import RunLayout
 from musc_ecd.models.precision import precision_record
 from musc_ecd.stage import run_item_stage
 from musc_ecd.store import read_jsonl
@@ -40,7 +42,8 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     scheme = cfg.train.weights
     if scheme == "none":
         raise ConfigError("config error: train.weights=none; choose a scheme: uniform, edit, kl, bi_kl, pmi, entropy")
-    source = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
+    layout = RunLayout(run_dir)
+    source = layout.pairs_source(cfg)
     if not source.is_file():
         raise DataError(f"no pairs artifact at {source}; run `musc-ecd generate` first or set train.pairs")
     pairs = {pair["id"]: pair for pair in read_jsonl(source)}
@@ -55,7 +58,7 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     # that did not is reused, and new pairs (a larger data.limit) are added, all under one config key.
     by_key = {content_key(pair): pair for pair in pairs.values()}
     entries = [Item(key, "", index + 1) for index, key in enumerate(by_key)]
-    key = fingerprint(cfg, ("seed", "model", "train"))
+    key = weights_fingerprint(cfg)
 
     def make_process():
         from musc_ecd.models.loading import load_model
@@ -69,7 +72,7 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
 
         return process
 
-    return run_item_stage(run_dir / "weights", "pairs", key, entries, make_process,
+    return run_item_stage(layout.weights, "pairs", key, entries, make_process,
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
                           cfg.store.commit_every, label=f"weights [{scheme}]")

@@ -11,7 +11,7 @@ from helpers import interrupt_on_chunk, write_jsonl
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
 from musc_ecd.errors import ConfigError
-from musc_ecd.generate import generate
+from musc_ecd.generate import generate_into as generate  # into a stage directory: X/pairs.jsonl
 from musc_ecd.items import load_items
 from musc_ecd.methods import apc
 from musc_ecd.models.roles import ModelRoles
@@ -107,9 +107,9 @@ def test_apc_on_tiny_then_staged_training_goes_from_easy_to_hard(tmp_path):
               "model.responders=[tiny,tiny,tiny]", "apc.temperatures=[0.0,1.0,1.5]", "apc.max_new_tokens=[12,8,4]",
               f"data.seeds={seeds}", "data.id_field=id"]
     assert main(["generate", TRAIN_TINY, *common]) == 0
-    pairs = read_jsonl(run_dir / "pairs.jsonl")
+    pairs = read_jsonl(run_dir / "generate" / "pairs.jsonl")
     assert {p["difficulty"] for p in pairs} == {0.0, 0.5} and len(pairs) > 8
-    sft = read_jsonl(run_dir / "sft.jsonl")
+    sft = read_jsonl(run_dir / "generate" / "sft.jsonl")
     assert len(sft) == len({p["item_id"] for p in pairs})
     by_seed = {p["item_id"]: p for p in pairs if p["meta"]["chosen_rank"] == 0}
     for row in sft:

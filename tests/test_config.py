@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from musc_ecd.cli import main
-from musc_ecd.config import Config, fingerprint, load_config, save_config
+from musc_ecd.config import Config, load_config, save_config
 from musc_ecd.errors import ConfigError
+from musc_ecd.fingerprints import sections_fingerprint as fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from musc_ecd.constraints.evolve import (
     sample_operation,
 )
 from musc_ecd.errors import ConfigError
-from musc_ecd.generate import generate
+from musc_ecd.generate import generate_into as generate  # into a stage directory: X/pairs.jsonl
 from musc_ecd.items import load_items
 from musc_ecd.methods import ecd
 from musc_ecd.models.roles import ModelRoles

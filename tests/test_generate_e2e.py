@@ -11,7 +11,7 @@ from helpers import interrupt_on_chunk, write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
-from musc_ecd.generate import generate
+from musc_ecd.generate import generate_into as generate  # into a stage directory: X/pairs.jsonl
 from musc_ecd.models.generator import vllm_installed
 from musc_ecd.store import read_jsonl
 
@@ -24,7 +24,7 @@ TINY = ["model.policy=tiny", "model.dtype=float32", "musc.decompose_max_tokens=2
 
 def test_generate_on_tiny_writes_a_dataset_that_trl_trains_on(tmp_path):
     assert main(["generate", CONFIG, *TINY, "data.limit=8", f"run_dir={tmp_path}"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "generate" / "summary.json").read_text())
     assert summary["items"] == 8 and summary["accepted"] + summary["rejected"] == 8 and summary["accepted"] > 0
     assert summary["yield_per_stage"]["seeds"] == 8
 
@@ -33,7 +33,7 @@ def test_generate_on_tiny_writes_a_dataset_that_trl_trains_on(tmp_path):
 
     from musc_ecd.models import load_model
 
-    pairs = load_dataset("json", data_files=str(tmp_path / "pairs.jsonl"), split="train")
+    pairs = load_dataset("json", data_files=str(tmp_path / "generate" / "pairs.jsonl"), split="train")
     assert {"prompt", "chosen", "rejected", "difficulty", "meta"} <= set(pairs.column_names)
     model, tokenizer = load_model("tiny", dtype="float32", device="cpu")
     trainer = DPOTrainer(model=model, train_dataset=pairs, processing_class=tokenizer,
@@ -73,9 +73,9 @@ def test_malformed_seed_lines_become_rejects_and_the_run_goes_on(tmp_path):
 def test_generate_with_the_vllm_backend(tmp_path):
     assert main(["generate", CONFIG, *TINY, "data.limit=4", "generation.backend=vllm",
                  "generation.vllm.max_model_len=2048", f"run_dir={tmp_path}"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "generate" / "summary.json").read_text())
     assert summary["items"] == 4 and summary["accepted"] + summary["rejected"] == 4
-    assert all(p["meta"]["models"]["policy"] == "tiny" for p in read_jsonl(tmp_path / "pairs.jsonl"))
+    assert all(p["meta"]["models"]["policy"] == "tiny" for p in read_jsonl(tmp_path / "generate" / "pairs.jsonl"))
 
 
 @pytest.mark.integration

@@ -99,7 +99,7 @@ def test_musc_fine_end_to_end_on_tiny(tmp_path):
                  "model.dtype=float32", f"data.seeds={REPO / 'configs/data/seeds.jsonl'}", "data.limit=3",
                  "musc.decompose_max_tokens=24", "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8",
                  "musc_fine.correct_max_tokens=12", f"run_dir={tmp_path}"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "generate" / "summary.json").read_text())
     assert summary["method"] == "musc_fine" and summary["items"] == 3
     assert summary["accepted"] + summary["rejected"] == 3
 
@@ -111,7 +111,7 @@ def test_full_musc_splits_seeds_between_granularities_and_weights_both(tmp_path)
             "musc_fine.respond_max_tokens=12", "musc_fine.judge_max_tokens=8", "musc_fine.correct_max_tokens=12",
             "train.precision=fp32", "train.max_steps=1", f"run_dir={tmp_path}"]
     assert main(["generate", *args]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "generate" / "summary.json").read_text())
     assert summary["method"] == "musc" and summary["items"] == 8
     from musc_ecd.methods.musc import goes_to_fine
 

@@ -188,7 +188,9 @@ def test_a_shared_entry_in_use_is_waited_for(tmp_path, monkeypatch):
 
 def test_share_keys_follow_what_determines_the_artifact():
     from musc_ecd.config import load_config
-    from musc_ecd.pipeline import base_eval_key, config_fingerprint, generate_key
+    from musc_ecd.fingerprints import base_eval_share_key as base_eval_key
+    from musc_ecd.fingerprints import config_fingerprint
+    from musc_ecd.fingerprints import generate_share_key as generate_key
 
     base = load_config(QUICKSTART, TINY)
 

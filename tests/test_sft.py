@@ -35,9 +35,9 @@ def apc_run(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_sft_set_is_one_best_answer_per_prompt(apc_run):
     run_dir, _ = apc_run
-    pairs = read_jsonl(run_dir / "pairs.jsonl")
-    assert sft_source(run_dir / "pairs.jsonl", None) == run_dir / "sft.jsonl"
-    rows = sft_rows(run_dir / "sft.jsonl")
+    pairs = read_jsonl(run_dir / "generate" / "pairs.jsonl")
+    assert sft_source(run_dir / "generate" / "pairs.jsonl", None) == run_dir / "generate" / "sft.jsonl"
+    rows = sft_rows(run_dir / "generate" / "sft.jsonl")
     assert len(rows) == len({p["item_id"] for p in pairs}) < len(pairs)
     assert all(r["completion"][-1]["role"] == "assistant" and r["completion"][-1]["content"] for r in rows)
 
@@ -58,7 +58,7 @@ def test_loss_sft_on_apc_trains_on_the_sft_file(apc_run, tmp_path):
     assert main(["train", TRAIN_TINY, *args, *TRAIN, "train.loss=[sft]"]) == 0
     summary = json.loads((target / "model" / "manifest.json").read_text())["summary"]
     assert summary["loss"] == ["sft"] and summary["sft_data"].endswith("sft.jsonl")
-    assert summary["sft_examples"] == len(read_jsonl(target / "sft.jsonl")) == 6
+    assert summary["sft_examples"] == len(read_jsonl(target / "generate" / "sft.jsonl")) == 6
     assert summary["global_steps"] == 3 and (target / "model" / "adapter_config.json").is_file()
 
 

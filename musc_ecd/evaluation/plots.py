@@ -6,21 +6,18 @@
 - ``yield_per_stage``: items left after each stage of pair generation, one bar group per distinct
   generation (runs sharing one generated artifact are drawn once).
 
-Each function takes the report's ``RunRecord`` list, writes one file and returns its path, or None when
+Each function takes a list of ``runs.RunRecord``, writes one file and returns its path, or None when
 there is nothing to draw (e.g. no run has finished training).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from musc_ecd.evaluation.report import RunRecord
+from musc_ecd.evaluation.runs import CURVES, RunRecord
 
 METRIC_LABELS = {"prompt_level_strict_acc": "prompt strict", "inst_level_strict_acc": "inst strict",
                  "prompt_level_loose_acc": "prompt loose", "inst_level_loose_acc": "inst loose"}
-CURVES = (("loss", "loss"), ("rewards/margins", "reward margin"), ("rewards/accuracies", "reward accuracy"))
 
 
 def _pyplot():

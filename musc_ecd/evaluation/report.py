@@ -2,7 +2,7 @@
 
 ``musc-ecd run`` renders ``RUN_DIR/report.md`` with ``render_run_report``; ``musc-ecd report RUNS_DIR``
 renders ``RUNS_DIR/report.md``, ``report.csv`` and ``plots/*.png`` with ``render_report``. Both read the
-same files, through ``collect_run``:
+same files, through ``runs.collect_run``:
 
     config.yaml                 method, roles, loss, token weights, curriculum, model
     report.json                 pairs, training steps, per evaluation set the paired-bootstrap comparison
@@ -23,186 +23,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from musc_ecd.errors import DataError, UserError
+from musc_ecd.errors import DataError
 from musc_ecd.evaluation import plots
 from musc_ecd.evaluation.compare import format_comparison
 from musc_ecd.evaluation.ifeval import METRICS
-from musc_ecd.store import read_jsonl, write_atomic
+from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
+from musc_ecd.layout import RunLayout
+from musc_ecd.store import write_atomic
 
 MISSING = "–"
-SET_ORDER = ("ifeval", "own")
 SET_LABELS = {"ifeval": "IFEval", "own": "own"}
 SHORT = {"prompt_level_strict_acc": "P-strict", "inst_level_strict_acc": "I-strict",
          "prompt_level_loose_acc": "P-loose", "inst_level_loose_acc": "I-loose"}
-CURVE_KEYS = tuple(key for key, _ in plots.CURVES)
-SWEEP_STATUS = "sweep_status.json"
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the report shows of one run (read from its directory; see the module docstring)."""
-
-    name: str
-    directory: Path
-    status: str  # done | failed | interrupted | running | pending
-    error: str | None = None
-    method: str | None = None
-    roles: str | None = None
-    loss: str | None = None
-    weights: str | None = None
-    curriculum: str | None = None
-    model: str | None = None
-    pairs: int | None = None
-    """Pairs trained on (after ``train.max_pairs``); ``generated_pairs`` is what the method made."""
-    generated_pairs: int | None = None
-    seeds: int | None = None
-    train_steps: int | None = None
-    train_seconds: float | None = None
-    comparisons: dict[str, dict[str, dict]] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    yield_per_stage: dict[str, int] = field(default_factory=dict)
-    generation_source: str | None = None
-    label_accuracy: dict = field(default_factory=dict)
-    """The generate summary's audit of the pairs on their typed constraints (empty when none carry any)."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading runs
-
-
-def roles(cfg: dict) -> str:
-    """Who wrote the data: read from the method's own declaration of the models it calls (``roles(cfg)`` in
-    its module), never from the config's role names alone, so the column cannot claim a model that never ran.
-
-    ``self`` when every call is the policy's; ``teacher:NAME`` when a named teacher makes calls (even one equal
-    to the policy: on CPU the "teacher" is the policy decoded differently, and the column must tell the two
-    runs apart), with the step in brackets when it makes only one (``teacher:t (evolver)``); APC lists its
-    responders strongest first; a judge other than the policy is appended (``+judge:NAME``).
-    """
-    from musc_ecd.config import from_dict
-    from musc_ecd.methods import roles_called
-
-    try:
-        typed = from_dict(cfg)
-        uses = roles_called(typed)
-    except UserError:
-        return "?"
-    parts = []
-    for use in uses:
-        if use.role == "responders":
-            parts.append("responders:" + ">".join(use.models))
-        elif use.role == "teacher":
-            parts.append(f"teacher:{use.models[0]}" + (f" ({use.steps[0]})" if len(use.steps) == 1 else ""))
-        elif use.role == "judge" and use.models[0] != typed.model.policy:
-            parts.append(f"judge:{use.models[0]}")
-    return "+".join(parts) or "self"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _curves(path: Path) -> dict[str, list[tuple[float, float]]]:
-    if not path.is_file():
-        return {}
-    try:
-        rows = read_jsonl(path)
-    except DataError:
-        return {}
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        for key in CURVE_KEYS:
-            if isinstance(row.get(key), int | float) and "step" in row:
-                curves.setdefault(key, []).append((row["step"], float(row[key])))
-    return curves
-
-
-def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
-    """The report's view of one run directory; None when it holds no run (no config.yaml)."""
-    import yaml
-
-    config_path = directory / "config.yaml"
-    if not config_path.is_file():
-        return None
-    cfg = yaml.safe_load(config_path.read_text()) or {}
-    report = _read_json(directory / "report.json") or {}
-    status = _read_json(directory / "status.json") or {}
-    state = status.get("status") or ("done" if report else "pending")
-    if state == "done" and not report:
-        state = "pending"
-    error = status.get("error") if state in ("failed", "interrupted") else None
-    if error and status.get("stage") and f"'{status['stage']}'" not in error:
-        error = f"stage '{status['stage']}': {error}"
-    model, train = cfg.get("model") or {}, cfg.get("train") or {}
-    loss = "+".join(train.get("loss") or []) or None
-    if loss and train.get("loss_weights"):
-        loss += " (" + ", ".join(f"{w:g}" for w in train["loss_weights"]) + ")"
-    generation = _read_json(directory / "generate" / "summary.json") or report.get("generation") or {}
-    train_seconds = (status.get("stages") or {}).get("train", {}).get("seconds")
-    return RunRecord(
-        name=name or directory.name,
-        directory=directory,
-        status=state,
-        error=error,
-        method=cfg.get("method"),
-        roles=roles(cfg),
-        loss=loss,
-        weights=train.get("weights"),
-        curriculum=train.get("curriculum"),
-        model=model.get("policy"),
-        pairs=report.get("pairs", generation.get("accepted")),
-        generated_pairs=report.get("generated_pairs", generation.get("accepted")),
-        seeds=generation.get("items"),
-        train_steps=report.get("train_steps"),
-        train_seconds=train_seconds,
-        comparisons=report.get("comparisons", {}),
-        labels=report.get("labels", {}),
-        curves=_curves(directory / "train" / "metrics.jsonl"),
-        yield_per_stage=generation.get("yield_per_stage") or {},
-        generation_source=str((directory / "generate").resolve()) if (directory / "generate").exists() else None,
-        label_accuracy=generation.get("label_accuracy") or {},
-    )
-
-
-def collect_runs(runs_dir: Path) -> list[RunRecord]:
-    """Every run directly under ``runs_dir`` (or ``runs_dir`` itself if it is a run), in name order.
-
-    Directories whose name starts with ``_`` or ``.`` (the sweep's ``_shared``, ``_submitit``) are not
-    runs. A run the sweep recorded as failed before it wrote anything still gets a row.
-    """
-    if not runs_dir.is_dir():
-        raise DataError(f"'{runs_dir}' is not a directory of runs")
-    records = []
-    if (runs_dir / "config.yaml").is_file():
-        records.append(collect_run(runs_dir))
-    for child in sorted(runs_dir.iterdir()):
-        if child.is_dir() and not child.name.startswith(("_", ".")):
-            record = collect_run(child)
-            if record is not None:
-                records.append(record)
-    sweep = _read_json(runs_dir / SWEEP_STATUS) or {}
-    known = {r.name for r in records}
-    for name, entry in (sweep.get("runs") or {}).items():
-        if name not in known and entry.get("status") == "failed":
-            records.append(RunRecord(name=name, directory=runs_dir / name, status="failed", error=entry.get("error")))
-    return records
 
 
 # ----------------------------------------------------------------------------------------------
 # Tables
-
-
-def present_sets(records: list[RunRecord]) -> list[str]:
-    found = {s for r in records for s in r.comparisons}
-    return [s for s in SET_ORDER if s in found] + sorted(found - set(SET_ORDER))
 
 
 def _cell(comparison: dict | None) -> str:
@@ -309,7 +147,7 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
     """
     lines = []
     for s in sets:
-        sides = [_read_json(run_dir / "eval" / s / side / "results.json") or {} for side in ("base", "trained")]
+        sides = [read_json(RunLayout(run_dir).eval_results(s, side)) or {} for side in ("base", "trained")]
         base, trained = (side.get("by_instruction_type") or {} for side in sides)
         for kind in sorted(set(base) & set(trained)):
             a, b, count = base[kind]["strict_acc"], trained[kind]["strict_acc"], base[kind]["count"]

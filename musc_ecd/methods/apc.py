@@ -29,6 +29,7 @@ from musc_ecd.items import Item, Reject
 from musc_ecd.methods.base import RoleUse, is_degenerate, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.registry import Extra, Method
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
 
 METHOD = "apc"
@@ -181,3 +182,6 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "truncated_responses": sum(1 for p in pairs for f in p["meta"]["finish_reasons"].values() if f == "length"),
     }
 
+
+SPEC = Method(METHOD, build=build, sections=("apc",), roles=roles, summarize=summarize, check=check,
+              extras=(Extra("sft.jsonl", write_extras),))

@@ -65,6 +65,7 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.registry import Method
 from musc_ecd.store import item_id
 
 METHOD = "ecd"
@@ -372,3 +373,6 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
                               METHOD, "a larger ecd.judge_max_tokens, ecd.judge_stop, a stronger model.judge, or "
                               "ecd.judge_filter=false"),
     }
+
+
+SPEC = Method(METHOD, build=build, sections=("ecd",), roles=roles, summarize=summarize, check=check)

@@ -22,6 +22,7 @@ from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge
 from musc_ecd.models.generator import Generator
 from musc_ecd.models.rendezvous import Rendezvous
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.registry import Method
 from musc_ecd.store import item_id
 
 METHOD = "musc"
@@ -88,3 +89,6 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "rejected_by_stage": dict(Counter(r["stage"] for r in rejects)),
         "rejected_by_reason": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
     }
+
+
+SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize)

@@ -61,6 +61,7 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.registry import Method
 
 METHOD = "musc_coarse"
 TEMPLATES = ("decompose", "recombine", "substitute", "negate", "judge")
@@ -331,3 +332,6 @@ def roles(cfg: Config) -> list[RoleUse]:
 def build(models: ModelRoles, cfg: Config) -> MuscCoarse:
     """The policy makes the data; ``model.judge`` judges when the filter is on (the policy unless named)."""
     return MuscCoarse(models["policy"], cfg, model_judge(models, cfg) if cfg.musc.self_judge_filter else None)
+
+
+SPEC = Method(METHOD, build=build, sections=("musc",), roles=roles, summarize=summarize)

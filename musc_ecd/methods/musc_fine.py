@@ -43,6 +43,7 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.registry import Method
 
 METHOD = "musc_fine"
 TEMPLATES = ("decompose", "judge", "correct")
@@ -251,3 +252,6 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
                               "stronger model.judge"),
         "mean_rejected_score": round(sum(p["difficulty"] for p in pairs) / len(pairs), 4) if pairs else 0.0,
     }
+
+
+SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize)

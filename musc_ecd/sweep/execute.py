@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from musc_ecd.pipeline import REPORT, config_fingerprint, read_status
+from musc_ecd.fingerprints import config_fingerprint
+from musc_ecd.layout import RunLayout
+from musc_ecd.pipeline import read_status
 from musc_ecd.store import write_atomic
 from musc_ecd.sweep.spec import Sweep, SweepRun
 
@@ -27,7 +29,7 @@ STATUS_FILE = "sweep_status.json"
 def run_state(run: SweepRun, recorded: dict | None = None) -> str:
     """``done`` (report.json made with this very config), ``failed`` (last attempt failed) or ``pending``."""
     try:
-        report = json.loads((run.run_dir / REPORT).read_text())
+        report = json.loads(RunLayout(run.run_dir).report_json.read_text())
     except (OSError, ValueError):
         report = {}
     if report.get("config_fingerprint") == config_fingerprint(run.cfg):
@@ -173,14 +175,20 @@ def run_job(base: str, overrides: list[str], cwd: str) -> dict:
     worked, and submitit's debug executor would open a debugger on an exception. A crash of the worker
     (killed, out of memory, over time) still surfaces as submitit's exception.
     """
-    from musc_ecd.cli import main
+    from musc_ecd.errors import UserError
+    from musc_ecd.pipeline import run as run_pipeline
+    from musc_ecd.session import prepare
 
     os.chdir(cwd)  # configs' relative paths are relative to where the sweep was started
-    code = main(["run", base, *overrides])
-    if code == 0:
-        return {"status": "done"}
-    run_dir = Path(next(o for o in overrides if o.startswith("run_dir=")).split("=", 1)[1])
-    return {"status": "failed", "exit_code": code, "error": _error_of(run_dir, f"musc-ecd run exited with code {code}")}
+    try:
+        cfg, run_dir = prepare(base, overrides, "run")
+        run_pipeline(cfg, run_dir)
+    except UserError as exc:  # what `musc-ecd run` would print and exit with
+        print(f"musc-ecd: error: {exc}", file=sys.stderr)
+        run_dir = Path(next(o for o in overrides if o.startswith("run_dir=")).split("=", 1)[1])
+        return {"status": "failed", "exit_code": exc.exit_code,
+                "error": _error_of(run_dir, f"musc-ecd run failed: {exc}")}
+    return {"status": "done"}
 
 
 def _execute_slurm(sweep: Sweep, book: StatusBook) -> int:

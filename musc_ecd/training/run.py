@@ -15,8 +15,10 @@ import os
 import time
 from pathlib import Path
 
-from musc_ecd.config import Config, fingerprint
+from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError, DataError, RunDirConflictError, TrainingDivergedError
+from musc_ecd.fingerprints import model_fingerprint
+from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
 
 log = logging.getLogger(__name__)
@@ -66,18 +68,17 @@ def train(cfg: Config, run_dir: Path) -> dict:
         from musc_ecd.weighting import weights_stage
 
         weights_stage(cfg, run_dir)
-        pairs_path = run_dir / "weights" / "pairs.jsonl"
-    else:
-        pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
-    model_dir, work_dir = run_dir / "model", run_dir / "train"
-    key = fingerprint(cfg, ("seed", "model", "train"))
+    layout = RunLayout(run_dir)
+    pairs_path = layout.training_pairs(cfg)
+    model_dir, work_dir = layout.model, layout.train
+    key = model_fingerprint(cfg)
     if not pairs_path.is_file():
         raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
     from musc_ecd.training.sft import sft_rows, sft_source
 
     sft_only, sft_data = list(cfg.train.loss) == ["sft"], None
     if sft_only or cfg.train.sft_first:
-        sft_data = sft_source(pairs_path, Path(cfg.train.pairs) if cfg.train.pairs else None)
+        sft_data = sft_source(pairs_path, layout.pairs_source(cfg))
     # The model is keyed by the data it learnt from (pairs, and the SFT set), not only by the config.
     source = file_sha256(pairs_path) + (f"+sft:{file_sha256(sft_data)}" if sft_data else "")
     # Under `accelerate launch` every rank runs this; rank 0 alone holds the lock and writes the manifest.

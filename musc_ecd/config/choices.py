@@ -1,0 +1,32 @@
+"""Every list of choices a config key takes, defined once: the schema's ``Literal`` s, its checks and the
+registries that act on a choice (weight schemes, curricula, ECD's taxonomy, losses) all derive from these.
+
+A leaf module (it imports nothing), so data building, training and evaluation can share it.
+"""
+
+BACKENDS = ("auto", "hf", "vllm")
+DTYPES = ("auto", "bfloat16", "float32", "float16")
+JUDGE_UNTYPED = ("policy", "skip")
+"""With ``model.judge=checkers``: who judges the untyped constraints (the policy, or nobody)."""
+
+EVOLUTION_CATEGORIES = ("content", "style", "format", "reasoning", "breadth")
+"""ECD's top-level evolution categories (METHODS.md §2); ``constraints.evolve.TAXONOMY`` has one entry each."""
+ECD_COMPOSE = ("rewrite", "append")
+ECD_ROLES = ("teacher", "policy")
+
+LOSSES = ("sigmoid", "hinge", "ipo", "sft")
+"""TRL loss types the token-weighted trainer supports: DPO, SLiC, IPO, and the SFT term."""
+CURRICULA = ("random", "easy_to_hard", "staged")
+WEIGHT_SCHEMES = ("uniform", "edit", "kl", "bi_kl", "pmi", "entropy")
+"""Token-weight schemes (MuSC §1c); ``train.weights`` also takes ``none``."""
+MODEL_WEIGHT_SCHEMES = ("kl", "bi_kl", "pmi", "entropy")
+"""The schemes that need a model's distributions (the others are computed from the text alone)."""
+PAIRWISE_WEIGHT_SCHEMES = ("kl", "bi_kl")
+"""The schemes that need the corrupted instruction a pair was made from (coarse and ECD pairs have one)."""
+WEIGHT_FALLBACKS = ("none", *(s for s in WEIGHT_SCHEMES if s not in PAIRWISE_WEIGHT_SCHEMES))
+"""``train.weights_fallback``: for pairs a pairwise scheme cannot weight, a scheme that weights any pair."""
+FINETUNING = ("lora", "full")
+TRAIN_PRECISION = ("auto", "bf16", "fp32")
+PREFIX_SHARING = ("auto", "on", "off")
+
+EVAL_SETS = ("own", "ifeval")

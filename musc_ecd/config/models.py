@@ -1,0 +1,84 @@
+"""Schema of the ``model`` and ``generation`` sections: models by role, and how text is generated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from musc_ecd.config.choices import BACKENDS, DTYPES, JUDGE_UNTYPED
+from musc_ecd.config.validate import check
+
+
+@dataclass
+class ModelConfig:
+    """Models by role. Any role may point at the policy: "self-based" is one override away."""
+
+    policy: str = "smollm2-135m-instruct"
+    """The model being trained and, in self-based methods, the one writing the data. A registered name
+    (``tiny``, ``smollm2-135m-instruct``), a local directory, or a hub id (only when online)."""
+    teacher: str | None = None
+    """Optional stronger model (ECD's evolver/responder in teacher-based runs). None = the policy."""
+    responders: list[str] = field(default_factory=list)
+    """APC's responders, strongest first. Empty = [policy]."""
+    judge: str | None = None
+    """Model that judges constraint satisfaction. None = the policy. ``checkers``: typed constraints (from
+    verifiable seeds) are judged by code, with IFEval's checkers; untyped ones per ``judge_untyped``."""
+    judge_untyped: Literal[JUDGE_UNTYPED] = "policy"
+    """With ``judge=checkers``: untyped constraints are judged by the policy, or left out of the judgement."""
+    dtype: Literal[DTYPES] = "auto"
+    """Weights dtype for generation, token weights and evaluation. ``auto`` = bfloat16 only where the hardware
+    computes it natively (a CUDA GPU with bf16; a CPU with AVX-512-BF16 or AMX), else float32: emulated bf16
+    is ~30x slower than fp32 on CPUs without it. The resolved choice is logged and recorded in summaries."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with a model repository. Off unless you trust the repository."""
+
+    def role(self, name: str) -> str:
+        """The model spec a role resolves to; unset roles fall back to the policy."""
+        value = getattr(self, name)
+        return self.policy if value is None else value
+
+
+@dataclass
+class VLLMConfig:
+    """Options passed to ``vllm.LLM`` (ignored by the hf backend)."""
+
+    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: int = 1
+    max_model_len: int = 4096
+    enforce_eager: bool | None = None
+    """None = eager on CPU (the CPU build needs it), CUDA graphs on GPU."""
+    cpu_kvcache_space_gib: int = 1
+    """KV-cache size for the CPU build (``VLLM_CPU_KVCACHE_SPACE``)."""
+    enable_chunked_prefill: bool | None = None
+    """None = off on CPU: the CPU build (0.32) crashes when a seeded request's prefill is chunked
+    ("CPU Generator does not use offset"); vLLM's default on GPU."""
+
+
+@dataclass
+class GenerationConfig:
+    """How text is generated. The same semantics in every backend."""
+
+    backend: Literal[BACKENDS] = "auto"
+    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``auto`` = vllm when installed and a
+    CUDA GPU is present, else hf."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 = greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, in (0, 1]."""
+    max_new_tokens: int = 256
+    n: int = 1
+    """Samples per request."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings; the text ends before the first one."""
+    batch_size: int = 16
+    """hf backend: rows per forward batch (requests are sorted by length and bucketed)."""
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+
+    def __post_init__(self) -> None:
+        check(self.temperature >= 0, "generation.temperature", self.temperature, "a number >= 0")
+        check(0 < self.top_p <= 1, "generation.top_p", self.top_p, "a number in (0, 1]")
+        check(self.max_new_tokens >= 1, "generation.max_new_tokens", self.max_new_tokens, "an integer >= 1")
+        check(self.n >= 1, "generation.n", self.n, "an integer >= 1")
+        check(self.batch_size >= 1, "generation.batch_size", self.batch_size, "an integer >= 1")
+
+
