@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from musc_ecd.config import Config
+from musc_ecd.config.choices import MODEL_WEIGHT_SCHEMES, PAIRWISE_WEIGHT_SCHEMES
 from musc_ecd.errors import ConfigError, DataError
 from musc_ecd.fingerprints import weights_fingerprint
 from musc_ecd.items import Item
@@ -35,7 +36,7 @@ from musc_ecd.stage import run_item_stage
 from musc_ecd.store import read_jsonl
 from musc_ecd.weights import bi_kl_per_token, edit_signal, entropy_per_token, kl_per_token, normalise, pmi_per_token
 
-NEEDS_NEGATIVE = ("kl", "bi_kl")
+NEEDS_NEGATIVE = PAIRWISE_WEIGHT_SCHEMES
 
 
 def weights_stage(cfg: Config, run_dir: Path) -> dict:
@@ -117,7 +118,7 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
     return out
 
 
-MODEL_SCHEMES = ("kl", "bi_kl", "pmi", "entropy")
+MODEL_SCHEMES = MODEL_WEIGHT_SCHEMES
 
 
 def _conditions(pair: dict, scheme: str) -> list[list[dict]]:

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 
 import torch
 
-SCHEMES = ("uniform", "edit", "kl", "bi_kl", "pmi", "entropy")
+from musc_ecd.config.choices import WEIGHT_SCHEMES
+
+SCHEMES = WEIGHT_SCHEMES
 
 
 def kl_per_token(logp_from: torch.Tensor, logp_to: torch.Tensor) -> torch.Tensor:

@@ -103,3 +103,27 @@ def test_prefix_sharing_accepts_bare_on_and_off(value, expected):
     from musc_ecd.config import load_config
 
     assert load_config(None, [f"train.prefix_sharing={value}"]).train.prefix_sharing == expected
+
+
+def test_every_list_of_choices_is_defined_once_and_the_schema_derives_from_it():
+    """The schema's Literals and the registries acting on a choice come from config.choices."""
+    import typing
+
+    from musc_ecd.config import choices
+    from musc_ecd.config.methods import EcdConfig
+    from musc_ecd.config.training import TrainConfig
+    from musc_ecd.constraints.evolve import TAXONOMY
+    from musc_ecd.training.curriculum import CURRICULA
+    from musc_ecd.weights import SCHEMES
+
+    hints = typing.get_type_hints(TrainConfig)
+    assert typing.get_args(hints["curriculum"]) == choices.CURRICULA == CURRICULA
+    assert typing.get_args(hints["weights"]) == ("none", *choices.WEIGHT_SCHEMES) and SCHEMES == choices.WEIGHT_SCHEMES
+    assert set(typing.get_args(hints["weights_fallback"])) == {"none", "uniform", "edit", "pmi", "entropy"}
+    assert tuple(TAXONOMY) == choices.EVOLUTION_CATEGORIES
+    assert typing.get_args(typing.get_type_hints(EcdConfig)["compose"]) == choices.ECD_COMPOSE
+    from musc_ecd.models.generator import BACKENDS
+
+    assert choices.BACKENDS == ("auto", *BACKENDS)  # auto picks one of the registered backends
+    with pytest.raises(ConfigError, match=r"train.curriculum.*expected one of \['random', 'easy_to_hard', 'staged'\]"):
+        load_config(None, ["train.curriculum=hardest_first"])

@@ -64,6 +64,24 @@ def test_a_finished_run_skips_every_stage(finished_run, tmp_path):
     assert (finished_run / "log.txt").read_text().count("nothing to do") >= 4
 
 
+def test_the_single_commands_work_on_the_run_directory_that_run_made(finished_run, tmp_path, capsys):
+    """generate, weights, train, show-pair and report read and write the same layout as ``run``: on a finished
+    run every stage command finds its artifact done, and the viewers open it."""
+    manifests = sorted(finished_run.glob("**/manifest.json"))
+    before = {path: path.stat().st_mtime_ns for path in manifests}
+    saved = str(finished_run / "config.yaml")
+    for command in ("generate", "weights", "train"):
+        assert main([command, saved]) == 0, command
+    assert {path: path.stat().st_mtime_ns for path in manifests} == before  # nothing redone, nothing moved
+    out = capsys.readouterr().out
+    assert f"-> {finished_run / 'generate' / 'pairs.jsonl'}" in out and f"-> {finished_run / 'model'}" in out
+    assert main(["show-pair", str(finished_run), "--index", "0"]) == 0
+    page = (finished_run / "show-pair-0.html").read_text()
+    assert str(finished_run / "weights" / "pairs.jsonl") in page  # what the loss sees: the weighted pairs
+    assert main(["report", str(finished_run)]) == 0
+    assert f"| {finished_run.name} | done | musc |" in (finished_run / "report.md").read_text()
+
+
 STAGES = ["generate", "weights", "train", "evaluate-base[own]", "evaluate-trained[own]", "report"]
 # The artifact whose manifest proves that a stage finished; it must not be rewritten by a later session.
 FINISHED = {"generate": "generate/manifest.json", "weights": "weights/manifest.json", "train": "model/manifest.json",

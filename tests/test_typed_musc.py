@@ -26,7 +26,7 @@ def _task(request) -> str:
     return request[0]["content"].splitlines()[0] if request[0]["role"] == "system" else ""
 
 
-def policy(answer=None, judge_log=None, decomposed=None):
+def policy(answer=None, judge_log=None, decomposed=None, correction=LOWER):
     """Decomposes, rewrites, recombines by joining the list; answers in lowercase only when asked to."""
     def respond(request, index, params):
         task, content = _task(request), request[-1]["content"]
@@ -41,7 +41,7 @@ def policy(answer=None, judge_log=None, decomposed=None):
             judge_log.append(content) if judge_log is not None else None
             return "Analysis: x.\nAnswer: Yes"
         if "correct a response" in task:
-            return LOWER
+            return correction
         if answer is not None:
             return answer(content, index)
         return LOWER if "lowercase" in content else LOWER.upper() + f" {index}"
@@ -98,6 +98,36 @@ def test_fine_scores_typed_constraints_by_code(tmp_path):
     (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, policy(answer=answers, judge_log=judged),
                       "model.judge=checkers", "model.judge_untyped=skip")
     assert judged == [] and pair["meta"]["samples"][0]["judged_by"] == ["skipped", "skipped", "code"]
+
+
+UPPER = LOWER.upper()
+
+
+def test_with_checkers_code_verifies_the_revision_or_pairs_the_best_sample(tmp_path):
+    def answers(content, index):  # samples 0 and 2 break the typed constraint (capitals), 1 and 3 keep it
+        return f"{UPPER} {index}" if index % 2 == 0 else f"{LOWER} {index}"
+
+    # A revision that fixes the constraint is verified by code and kept as the minimal correction.
+    (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, policy(answer=answers), "model.judge=checkers")
+    assert pair["meta"]["chosen_source"] == "revision" and pair["chosen"][0]["content"] == LOWER
+    assert pair["meta"]["typed_passed"] == [0, 1, 0, 1] and pair["meta"]["rejected_sample"] == 0
+    # A revision that does not fix it (a 135M policy's usual one) is replaced by the best sample...
+    unfixed = policy(answer=answers, correction=UPPER + " now")
+    (pair,), rejects = _run(musc_fine, "musc_fine", tmp_path, unfixed, "model.judge=checkers")
+    meta = pair["meta"]
+    assert meta["chosen_source"] == "best_sample" and meta["revision_rejected"] == "revision_not_verified"
+    assert pair["chosen"][0]["content"] == f"{LOWER} 1" and pair["rejected"][0]["content"] == f"{UPPER} 0"
+    assert label_accuracy([pair])["chosen_better"] == 1.0 and rejects == []
+    # ... or, without the fallback, rejected with its reason.
+    pairs, rejects = _run(musc_fine, "musc_fine", tmp_path, unfixed, "model.judge=checkers",
+                          "musc_fine.best_sample_fallback=false")
+    assert pairs == [] and [(r["stage"], r["reason"]) for r in rejects] == [("verify", "revision_not_verified")]
+    # A revision the correct step rejects (here: it pastes the prompt's labels) also falls back.
+    leaked = policy(answer=answers, correction=f"{LOWER}\n\nViolated constraints:\n- {TYPED_TEXT}")
+    (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, leaked, "model.judge=checkers")
+    assert pair["meta"]["chosen_source"] == "best_sample" and pair["meta"]["revision_rejected"] == "revision_leak"
+    summary = musc_fine.summarize([pair], [])
+    assert summary["chosen_source"] == {"best_sample": 1} and summary["yield_per_stage"]["corrected"] == 0
 
 
 def test_checkers_in_roles_and_refusals():

@@ -22,7 +22,8 @@ WEIGHT_SCHEMES = ("uniform", "edit", "kl", "bi_kl", "pmi", "entropy")
 MODEL_WEIGHT_SCHEMES = ("kl", "bi_kl", "pmi", "entropy")
 """The schemes that need a model's distributions (the others are computed from the text alone)."""
 PAIRWISE_WEIGHT_SCHEMES = ("kl", "bi_kl")
-"""The schemes that need the corrupted instruction a pair was made from (coarse and ECD pairs have one)."""
+"""The schemes that compare each answer under the full and the corrupted instruction (which MuSC coarse and ECD
+pairs carry; fine pairs do not)."""
 WEIGHT_FALLBACKS = ("none", *(s for s in WEIGHT_SCHEMES if s not in PAIRWISE_WEIGHT_SCHEMES))
 """``train.weights_fallback``: for pairs a pairwise scheme cannot weight, a scheme that weights any pair."""
 FINETUNING = ("lora", "full")

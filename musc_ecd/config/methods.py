@@ -69,6 +69,12 @@ class MuscFineConfig:
     minimal correction chosen is meant to be; less is a rewrite and a counted reject (0 = off)."""
     share: float = 0.5
     """``method=musc``: the share of seeds that go to the fine builder (the rest: coarse)."""
+    verify_with_checkers: bool = True
+    """With ``model.judge=checkers``: keep a revision only if code finds that it passes strictly more of the
+    prompt's typed constraints than the rejected answer (else ``revision_not_verified``)."""
+    best_sample_fallback: bool = True
+    """With ``model.judge=checkers``, where no revision is kept: chosen = the sample that passes the most typed
+    constraints, if strictly more than the rejected one (a best-vs-worst pair; ``meta.chosen_source``)."""
 
     def __post_init__(self) -> None:
         check(0 <= self.share <= 1, "musc_fine.share", self.share, "a number in [0, 1]")

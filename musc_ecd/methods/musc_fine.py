@@ -24,6 +24,7 @@ verdict, scored 0.9, also asks for a fix); ties for the lowest score go to the e
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from musc_ecd.config import Config
@@ -47,6 +48,7 @@ from musc_ecd.registry import Method
 
 METHOD = "musc_fine"
 TEMPLATES = ("decompose", "judge", "correct")
+REVISION, BEST_SAMPLE = "revision", "best_sample"  # where chosen came from (``meta.chosen_source``)
 
 
 @dataclass
@@ -64,6 +66,11 @@ class _Work:
     violated: list[str] = field(default_factory=list)
     revision: str = ""
     correction_raw: str = ""
+    chosen: str = ""
+    chosen_source: str = REVISION  # or BEST_SAMPLE (checkers only: see ``verify``)
+    typed_passed: list[int] = field(default_factory=list)  # [sample]: typed constraints passed, by code
+    correction_failed: tuple[str, str] | None = None  # (reason, detail) of a revision ``verify`` may replace
+    revision_rejected: str | None = None  # why a best-sample pair's revision was not used
 
 
 def verdict_score(verdict: bool | None, unparsable: float) -> float:
@@ -95,6 +102,8 @@ class MuscFine(ConstraintPairBuilder):
         work = self.judge(work)
         work = self.select(work)
         work = self.correct(work)
+        if self.code_judge:
+            work = self.verify(work)
         return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
 
     def sample(self, work: list[_Work]) -> list[_Work]:
@@ -157,12 +166,53 @@ class MuscFine(ConstraintPairBuilder):
             revision, reason = parse_revision(samples[0].text, w.samples[w.worst], self.opts.min_revision_kept)
             if revision is not None and is_degenerate(revision):
                 revision, reason = None, "degenerate_response"
-            if revision is None:
-                self._reject(w, "correct", reason, f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} "
-                             "of the answer's words", judge=self._counts(w))
-            else:
-                w.revision = revision
+            detail = f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} of the answer's words"
+            if revision is not None:
+                w.revision = w.chosen = revision
                 kept.append(w)
+            elif self.code_judge and self.opts.best_sample_fallback:
+                w.correction_failed = (reason, detail)  # ``verify`` may still pair the best sample
+                kept.append(w)
+            else:
+                self._reject(w, "correct", reason, detail, judge=self._counts(w))
+        return kept
+
+    def verify(self, work: list[_Work]) -> list[_Work]:
+        """``model.judge=checkers``: code decides the label on the typed constraints. A revision is kept only if
+        it passes strictly more of them than the rejected answer (``musc_fine.verify_with_checkers``); else,
+        with ``musc_fine.best_sample_fallback``, chosen is the sample that passes the most (ties: the higher
+        score, then the earlier sample), if that is strictly more than the rejected answer — a best-vs-worst
+        pair rather than a minimal correction, marked ``meta.chosen_source``. A 135M policy's corrections
+        rarely fix a typed constraint (measured: experiments/verifiable_labels), so this is where the
+        checker-judged labels come from at that size."""
+        kept = []
+        for w in work:
+            typed = list(w.typed_at.values())
+            if not typed:  # an untyped seed: nothing for code to decide, the revision stands as with a model judge
+                if w.correction_failed is None:
+                    kept.append(w)
+                else:
+                    self._reject(w, "correct", *w.correction_failed, judge=self._counts(w))
+                continue
+            w.typed_passed = [sum(c.check(sample) for c in typed) for sample in w.samples]
+            rejected_passed = w.typed_passed[w.worst]
+            failed = w.correction_failed
+            if failed is None and (not self.opts.verify_with_checkers
+                                   or sum(c.check(w.revision) for c in typed) > rejected_passed):
+                kept.append(w)
+                continue
+            best = max(range(len(w.samples)), key=lambda i: (w.typed_passed[i], w.scores[i], -i))
+            if (self.opts.best_sample_fallback and w.typed_passed[best] > rejected_passed and w.samples[best]
+                    and not is_degenerate(w.samples[best])):
+                w.chosen, w.chosen_source = w.samples[best], BEST_SAMPLE
+                w.revision_rejected = failed[0] if failed is not None else "revision_not_verified"
+                kept.append(w)
+            elif failed is not None:
+                self._reject(w, "correct", *failed, judge=self._counts(w))
+            else:
+                self._reject(w, "verify", "revision_not_verified", f"the revision passes no more of the "
+                             f"{len(typed)} typed constraints than the rejected answer ({rejected_passed})",
+                             judge=self._counts(w))
         return kept
 
     @staticmethod
@@ -175,7 +225,7 @@ class MuscFine(ConstraintPairBuilder):
         return {
             "id": w.item.id,
             "prompt": [{"role": "user", "content": w.item.prompt}],
-            "chosen": [{"role": "assistant", "content": w.revision}],
+            "chosen": [{"role": "assistant", "content": w.chosen}],
             "rejected": [{"role": "assistant", "content": w.samples[w.worst]}],
             "difficulty": round(w.scores[w.worst], 4),
             "meta": {
@@ -192,7 +242,10 @@ class MuscFine(ConstraintPairBuilder):
                 "rejected_sample": w.worst,
                 "violated_constraints": w.violated,
                 "correction_raw": w.correction_raw,
-                "revision_kept_share": round(kept_share(w.samples[w.worst], w.revision), 4),
+                "revision_kept_share": round(kept_share(w.samples[w.worst], w.chosen), 4),
+                "chosen_source": w.chosen_source,
+                **({"typed_passed": w.typed_passed} if w.typed_passed else {}),
+                **({"revision_rejected": w.revision_rejected} if w.revision_rejected else {}),
                 "models": {"policy": self.generator.name,
                            "judge": CHECKERS if self.code_judge else self.judge_generator.name,
                            **({"judge_untyped": getattr(self.judge_generator, "name", "skipped")}
@@ -235,18 +288,18 @@ def build(models: ModelRoles, cfg: Config) -> MuscFine:
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
-    from collections import Counter
-
     lost = Counter(r["stage"] for r in rejects)
     items = len(pairs) + len(rejects)
     decomposed = items - lost["load"] - lost["decompose"]
     verdicts = model_verdicts(pairs)
+    rescued = sum(1 for p in pairs if p["meta"].get("revision_rejected") not in (None, "revision_not_verified"))
     every_verdict = add_counts(verdict_counts(verdicts), *(r.get("judge") for r in rejects
                                                            if r.get("stage") in ("select", "correct")))
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": items, "decomposed": decomposed, "selected": decomposed - lost["select"],
-                            "corrected": len(pairs)},
+                            "corrected": decomposed - lost["select"] - lost["correct"] - rescued, "kept": len(pairs)},
+        "chosen_source": dict(Counter(p["meta"].get("chosen_source", REVISION) for p in pairs)),
         "judge_verdicts": verdict_counts(verdicts),  # on the kept pairs
         "judge": judge_health(every_verdict, METHOD, "a larger musc_fine.judge_max_tokens, musc_fine.judge_stop, or a "
                               "stronger model.judge"),

@@ -26,8 +26,9 @@ from typing import Literal
 import torch
 from torch.utils.data import Sampler
 
-Curriculum = Literal["random", "easy_to_hard", "staged"]
-CURRICULA = ("random", "easy_to_hard", "staged")
+from musc_ecd.config.choices import CURRICULA
+
+Curriculum = Literal[CURRICULA]
 
 
 def _permutation(indices: Sequence[int], seed: int) -> list[int]:
