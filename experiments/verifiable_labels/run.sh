@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Label accuracy of each method on 100 verifiable seeds (SmolLM2-135M-Instruct, vLLM CPU build):
 #   bash experiments/verifiable_labels/run.sh [NAME ...]     # all five by default; resumes, skips finished runs
-# Each run's pairs go to runs/verifiable_labels/NAME; its summary and `musc-ecd audit --json` are copied to
+# Each run's pairs go to runs/verifiable_labels/NAME/generate; its summary and `musc-ecd audit --json` are copied to
 # experiments/verifiable_labels/results/NAME.{summary,audit}.json.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,7 +23,8 @@ for name in "${names[@]}"; do
   run_dir=runs/verifiable_labels/$name
   echo "== $name: musc-ecd generate ${spec[*]} (${SECONDS}s)"
   "$venv/bin/musc-ecd" generate "${spec[@]}" "${seeds[@]}" "run_dir=$run_dir"
-  cp "$run_dir/summary.json" "experiments/verifiable_labels/results/$name.summary.json"
-  "$venv/bin/musc-ecd" audit "$run_dir/pairs.jsonl" --json > "experiments/verifiable_labels/results/$name.audit.json"
-  "$venv/bin/musc-ecd" audit "$run_dir/pairs.jsonl" | head -3
+  stage=$run_dir/generate; [ -f "$stage/pairs.jsonl" ] || stage=$run_dir  # made before the one run layout
+  cp "$stage/summary.json" "experiments/verifiable_labels/results/$name.summary.json"
+  "$venv/bin/musc-ecd" audit "$stage/pairs.jsonl" --json > "experiments/verifiable_labels/results/$name.audit.json"
+  "$venv/bin/musc-ecd" audit "$stage/pairs.jsonl" | head -3
 done
