@@ -83,7 +83,7 @@ def content_key(pair: dict) -> str:
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
     """The pairs with ``chosen_weights``/``rejected_weights``; model signals in batched forward passes."""
-    from musc_ecd.training.tokens import completion_token_ids
+    from musc_ecd.tokens import completion_token_ids
 
     plans = []
     for pair in pairs:

@@ -247,3 +247,23 @@ def test_collator_weights_are_zero_on_prompt_and_padding():
     expected = torch.tensor([[0, 0, 0, 0.5, 2.0], [0, 1.0, 0, 0, 0], [0, 0, 0, 1.5, 0], [0, 1.0, 1.0, 0, 0]])
     torch.testing.assert_close(batch["completion_weights"], expected)
     assert torch.equal(batch["completion_weights"] > 0, batch["completion_mask"].bool())
+
+
+def test_completion_token_ids_lives_outside_the_training_package():
+    """Data building (the weights stage) tokenizes as the trainer does without importing the trainer."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from musc_ecd import tokens
+    from musc_ecd.training import tokens as training_tokens
+
+    assert completion_token_ids is tokens.completion_token_ids is training_tokens.completion_token_ids
+    probe = ("import sys, musc_ecd.tokens, musc_ecd.weighting; "
+             "print(sorted(m for m in sys.modules if m.startswith(('musc_ecd.training', 'trl.trainer'))))")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env,
+                         cwd=repo).stdout
+    assert out.strip() == "[]"

@@ -1,8 +1,8 @@
 """Token-weighted preference training on TRL (DPO, SLiC/hinge, IPO, SFT), LoRA or full, with curricula."""
 
+from musc_ecd.tokens import completion_token_ids
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
 from musc_ecd.training.curriculum import CurriculumSampler, curriculum_order
-from musc_ecd.training.tokens import completion_token_ids
 from musc_ecd.training.trainer import (
     NonFiniteLossError,
     TokenWeightedDPOConfig,
