@@ -305,6 +305,7 @@ class EvalConfig:
 
 EVAL_SETS = ("own", "ifeval")
 LOSSES = ("sigmoid", "hinge", "ipo", "sft")
+REPORT_TO = ("tensorboard", "wandb")
 
 
 @dataclass
@@ -368,6 +369,10 @@ class TrainConfig:
     """Checkpoint every N optimizer steps; a rerun resumes from the last one."""
     save_total_limit: int = 2
     logging_steps: int = 1
+    report_to: list[str] = field(default_factory=list)
+    """Where the trainer also reports its metrics (``RUN_DIR/train/metrics.jsonl`` always has them):
+    ``tensorboard`` (event files under RUN_DIR/train/runs/), ``wandb`` (offline unless WANDB_MODE is set;
+    files under RUN_DIR/train/wandb/). Empty = nowhere else. Not part of the trained model's fingerprint."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     weights: Literal["none", "uniform", "edit", "kl", "bi_kl", "pmi", "entropy"] = "none"
     """Token-weight scheme (MuSC §1c), computed by ``musc-ecd weights`` into RUN_DIR/weights/pairs.jsonl,
@@ -393,6 +398,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         _check(self.max_pairs is None or self.max_pairs >= 1, "train.max_pairs", self.max_pairs,
                "an integer >= 1 or null")
+        _check(all(name in REPORT_TO for name in self.report_to) and len(set(self.report_to)) == len(self.report_to),
+               "train.report_to", self.report_to, f"a list of distinct {', '.join(REPORT_TO)} (empty = none)")
         _check(self.sft_epochs > 0, "train.sft_epochs", self.sft_epochs, "a number > 0")
         _check(not (self.sft_first and self.loss == ["sft"]), "train.sft_first", self.sft_first,
                "false when train.loss=[sft] (that run is already all SFT)")
@@ -597,8 +604,8 @@ def save_config(cfg: Config, run_dir: Path) -> Path:
 def fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
     """A short hash of the config sections that determine an artifact's content.
 
-    Keys that only say *how much* or *where* (``run_dir``, ``data.limit``, batch sizes) are left
-    out, so a run can be extended to more items or moved without being redone.
+    Keys that only say *how much* or *where* (``run_dir``, ``data.limit``, batch sizes, where training
+    metrics are reported) are left out, so a run can be extended to more items or moved without being redone.
     """
     full = to_dict(cfg)
     chosen = {name: full[name] for name in sections}
@@ -606,5 +613,7 @@ def fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
         chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "limit"}
     if "generation" in chosen:
         chosen["generation"] = {k: v for k, v in chosen["generation"].items() if k not in ("batch_size", "vllm")}
+    if "train" in chosen:
+        chosen["train"] = {k: v for k, v in chosen["train"].items() if k != "report_to"}
     blob = json.dumps(chosen, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
