@@ -51,11 +51,9 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                               f"corrupted instruction, but {len(lacking)} pair(s) (e.g. {lacking[0]}) carry no "
                               "corrupted instruction (only MuSC coarse pairs do); use train.weights=edit for them, "
                               "or train.weights_fallback=edit")
-    # An item is a pair *at its content*: a pair that changed (regenerated, edited) is weighed again, one
-    # that did not is reused, and new pairs (a larger data.limit) are added, all under one config key.
-    by_key = {content_key(pair): pair for pair in pairs.values()}
+    by_key = items_of(pairs)
     entries = [Item(key, "", index + 1) for index, key in enumerate(by_key)]
-    key = fingerprint(cfg, ("seed", "model", "train"))
+    key = weights_key(cfg)
 
     def make_process():
         from musc_ecd.models.loading import load_model
@@ -73,6 +71,19 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
                           cfg.store.commit_every, label=f"weights [{scheme}]")
+
+
+def weights_key(cfg: Config) -> str:
+    """The config key of RUN_DIR/weights (``train`` checks it before reading the weighted pairs)."""
+    return fingerprint(cfg, ("seed", "model", "train"))
+
+
+def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
+    """The stage's items: the pairs (by id) keyed by ``content_key``, in order.
+
+    An item is a pair *at its content*: a pair that changed (regenerated, edited) is weighed again, one that
+    did not is reused, and new pairs (a larger data.limit) are added, all under one config key."""
+    return {content_key(pair): pair for pair in pairs.values()}
 
 
 def content_key(pair: dict) -> str:

@@ -141,3 +141,38 @@ def test_pair_budget_trains_on_a_seeded_subset(tmp_path):
     assert json.loads((tmp_path / "model" / "train_summary.json").read_text())["pairs"] == 8
     with pytest.raises(ConfigError, match="train.max_pairs"):
         load_config(TRAIN_TINY, ["train.max_pairs=0"])
+
+
+# -- train reads the weights stage's artifact, never computes it ---------------------------------------
+
+
+def _weights_args(tmp_path, pairs, scheme):
+    return [TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={pairs}", f"train.weights={scheme}", "train.max_steps=1"]
+
+
+def test_train_with_weights_but_none_computed_names_the_weights_command(tmp_path, capsys):
+    assert main(["train", *_weights_args(tmp_path, PAIRS, "uniform")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.weights=uniform" in err and "musc-ecd weights CONFIG" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "weights").exists() and not (tmp_path / "model").exists()
+
+
+def test_train_refuses_weights_of_another_scheme_or_of_other_pairs(tmp_path, capsys):
+    from musc_ecd.training.run import WeightsNotComputedError
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", read_jsonl(PAIRS)[:4])
+    assert main(["weights", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    with pytest.raises(WeightsNotComputedError, match=r"holds uniform weights, not the train.weights=edit weights"):
+        train(load_config(TRAIN_TINY, _weights_args(tmp_path, pairs, "edit")[1:]), tmp_path)
+    with pytest.raises(WeightsNotComputedError, match=r"uniform weights made with another config"):
+        train(load_config(TRAIN_TINY, [*_weights_args(tmp_path, pairs, "uniform")[1:], "train.w_max=3"]), tmp_path)
+    rows = read_jsonl(pairs)
+    rows[1]["chosen"][0]["content"] += " (edited)"
+    write_jsonl(pairs, rows)
+    assert main(["train", *_weights_args(tmp_path, pairs, "uniform")]) == 2
+    assert "holds the weights of other pairs than" in capsys.readouterr().err
+    # the weights stage brings them up to date; train then runs on them
+    assert main(["weights", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    assert main(["train", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["weighted_pairs"] == 4 and summary["pairs_path"] == str(tmp_path / "weights" / "pairs.jsonl")

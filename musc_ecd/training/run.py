@@ -4,6 +4,10 @@
     RUN_DIR/train/metrics.jsonl   one line per logged step (TRL's metrics, weight means, loss, lr)
     RUN_DIR/model/                the LoRA adapter (or full model) + tokenizer, loadable with peft/transformers
     RUN_DIR/model/manifest.json   written last: the stage is complete
+
+The pairs are ``train.pairs`` (default RUN_DIR/pairs.jsonl) or, with ``train.weights`` set, their weighted
+copy RUN_DIR/weights/pairs.jsonl, which the weights stage makes (``musc-ecd weights``, or ``run``'s weights
+stage) and ``train`` only checks: made with this config, of the pairs ``train.pairs`` holds now.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write
 log = logging.getLogger(__name__)
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+WEIGHTS_COMMAND = "run `musc-ecd weights CONFIG` with the same config and overrides first"
+
+
+class WeightsNotComputedError(DataError):
+    """``train.weights`` is set but RUN_DIR/weights holds no weights of this config and these pairs."""
+
 OPTIONAL_COLUMNS = ("chosen_weights", "rejected_weights", "difficulty")
 
 
@@ -62,17 +72,13 @@ def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[di
 
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
-    if cfg.train.weights != "none":  # train on the weighted copy; computed now if not done yet (resumable)
-        from musc_ecd.weighting import weights_stage
-
-        weights_stage(cfg, run_dir)
-        pairs_path = run_dir / "weights" / "pairs.jsonl"
-    else:
-        pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
-    model_dir, work_dir = run_dir / "model", run_dir / "train"
-    key = fingerprint(cfg, ("seed", "model", "train"))
+    pairs_path = Path(cfg.train.pairs) if cfg.train.pairs else run_dir / "pairs.jsonl"
     if not pairs_path.is_file():
         raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
+    if cfg.train.weights != "none":
+        pairs_path = weighted_pairs(cfg, run_dir, pairs_path)
+    model_dir, work_dir = run_dir / "model", run_dir / "train"
+    key = fingerprint(cfg, ("seed", "model", "train"))
     from musc_ecd.training.sft import sft_rows, sft_source
 
     sft_only, sft_data = list(cfg.train.loss) == ["sft"], None
@@ -125,6 +131,30 @@ def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process
     if main_process:
         work_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
+
+
+def weighted_pairs(cfg: Config, run_dir: Path, source: Path) -> Path:
+    """RUN_DIR/weights/pairs.jsonl, once checked to hold the ``train.weights`` weights of this config, computed
+    for exactly the pairs of ``source`` as they are now; else a one-line error naming the command to run."""
+    from musc_ecd.weighting import items_of, weights_key
+
+    stage_dir = run_dir / "weights"
+    artifact, manifest = stage_dir / "pairs.jsonl", stage_dir / "manifest.json"
+    scheme = cfg.train.weights
+    if not (artifact.is_file() and manifest.is_file()):
+        raise WeightsNotComputedError(f"train.weights={scheme} but {stage_dir} holds no finished token weights; "
+                                      f"{WEIGHTS_COMMAND}")
+    if json.loads(manifest.read_text()).get("fingerprint") != weights_key(cfg):
+        summary = stage_dir / "summary.json"
+        made = json.loads(summary.read_text()).get("scheme") if summary.is_file() else None
+        what = f"{made} weights" if made and made != scheme else f"{scheme} weights made with another config"
+        raise WeightsNotComputedError(f"{artifact} holds {what}, not the train.weights={scheme} weights of this "
+                                      f"config (seed, model and train.* key them); {WEIGHTS_COMMAND}")
+    expected = list(items_of({pair["id"]: pair for pair in read_jsonl(source)}))
+    if [record.get("item_id") for record in read_jsonl(artifact)] != expected:
+        raise WeightsNotComputedError(f"{artifact} holds the weights of other pairs than {source} holds now; "
+                                      f"{WEIGHTS_COMMAND}")
+    return artifact
 
 
 def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path, base: str) -> dict:
