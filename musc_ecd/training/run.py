@@ -317,22 +317,13 @@ def _sft_phase(cfg: Config, source: Path, phase_dir: Path, main_process: bool) -
     summary["sft_data"] = str(source)
     model = phase_dir / "model"
     if cfg.train.finetuning == "lora" and main_process:
-        model = _merge_adapter(cfg, phase_dir / "model", phase_dir / "merged")
+        from musc_ecd.models.adapters import merge_adapter
+
+        model = merge_adapter(phase_dir / "model", cfg.model.policy, phase_dir / "merged",
+                              trust_remote_code=cfg.model.trust_remote_code)
     if main_process:
         write_atomic(manifest, json.dumps({"model": str(model), "summary": summary}, indent=2) + "\n")
     return str(model), summary
-
-
-def _merge_adapter(cfg: Config, adapter: Path, target: Path) -> Path:
-    from peft import PeftModel
-
-    from musc_ecd.models.loading import load_model
-
-    base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
-                                 device="cpu")
-    PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
 
 
 def _lora(cfg: Config):
