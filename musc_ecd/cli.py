@@ -151,7 +151,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
     "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
     "weights": (_weights, "add per-token weights (train.weights=kl|bi_kl|pmi|entropy|edit|uniform) to the pairs"),
-    "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full)"),
+    "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full); "
+                      "with train.weights set, on the weighted pairs that `weights` made first"),
     "evaluate": (_evaluate, "answer the evaluation set (own set, or IFEval via eval.ifeval_path) and score it"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
 }

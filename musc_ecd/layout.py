@@ -92,10 +92,6 @@ class RunLayout:
         """The pairs training starts from: ``train.pairs`` if set, else this run's generated pairs."""
         return Path(cfg.train.pairs) if cfg.train.pairs else self.pairs
 
-    def training_pairs(self, cfg) -> Path:
-        """What ``train`` reads: the weighted copy when ``train.weights`` is set, else ``pairs_source``."""
-        return self.weighted_pairs if cfg.train.weights != "none" else self.pairs_source(cfg)
-
     def shown_pairs(self) -> Path:
         """The pairs ``show-pair`` displays: weighted when the run has them (what the loss sees)."""
         return self.weighted_pairs if self.weighted_pairs.is_file() else self.pairs

@@ -55,9 +55,7 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                               f"corrupted instruction, but {len(lacking)} pair(s) (e.g. {lacking[0]}) carry no "
                               "corrupted instruction (only MuSC coarse pairs do); use train.weights=edit for them, "
                               "or train.weights_fallback=edit")
-    # An item is a pair *at its content*: a pair that changed (regenerated, edited) is weighed again, one
-    # that did not is reused, and new pairs (a larger data.limit) are added, all under one config key.
-    by_key = {content_key(pair): pair for pair in pairs.values()}
+    by_key = items_of(pairs)
     entries = [Item(key, "", index + 1) for index, key in enumerate(by_key)]
     key = weights_fingerprint(cfg)
 
@@ -79,6 +77,14 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                           cfg.store.commit_every, label=f"weights [{scheme}]")
 
 
+def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
+    """The stage's items: the pairs (by id) keyed by ``content_key``, in order.
+
+    An item is a pair *at its content*: a pair that changed (regenerated, edited) is weighed again, one that
+    did not is reused, and new pairs (a larger data.limit) are added, all under one config key."""
+    return {content_key(pair): pair for pair in pairs.values()}
+
+
 def content_key(pair: dict) -> str:
     """``id@hash``: the weights stage's item, a pair id together with a hash of the pair's content."""
     blob = json.dumps(pair, sort_keys=True, ensure_ascii=False)
@@ -87,7 +93,7 @@ def content_key(pair: dict) -> str:
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
     """The pairs with ``chosen_weights``/``rejected_weights``; model signals in batched forward passes."""
-    from musc_ecd.training.tokens import completion_token_ids
+    from musc_ecd.tokens import completion_token_ids
 
     plans = []
     for pair in pairs:

@@ -117,6 +117,7 @@ def test_full_musc_splits_seeds_between_granularities_and_weights_both(tmp_path)
 
     fine = [goes_to_fine(0, f"seed-{i:04d}", 0.5) for i in range(1, 9)]
     assert 0 < sum(fine) < 8  # both builders got seeds
+    assert main(["weights", *args, "train.weights=kl"]) == 0
     assert main(["train", *args, "train.weights=kl"]) == 0
     from musc_ecd.store import read_jsonl
 

@@ -141,3 +141,116 @@ def test_pair_budget_trains_on_a_seeded_subset(tmp_path):
     assert json.loads((tmp_path / "model" / "train_summary.json").read_text())["pairs"] == 8
     with pytest.raises(ConfigError, match="train.max_pairs"):
         load_config(TRAIN_TINY, ["train.max_pairs=0"])
+
+
+# -- train reads the weights stage's artifact, never computes it ---------------------------------------
+
+
+def _weights_args(tmp_path, pairs, scheme):
+    return [TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={pairs}", f"train.weights={scheme}", "train.max_steps=1"]
+
+
+def test_train_with_weights_but_none_computed_names_the_weights_command(tmp_path, capsys):
+    assert main(["train", *_weights_args(tmp_path, PAIRS, "uniform")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.weights=uniform" in err and "musc-ecd weights CONFIG" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "weights").exists() and not (tmp_path / "model").exists()
+
+
+def test_train_refuses_weights_of_another_scheme_or_of_other_pairs(tmp_path, capsys):
+    from musc_ecd.training.run import WeightsNotComputedError
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", read_jsonl(PAIRS)[:4])
+    assert main(["weights", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    with pytest.raises(WeightsNotComputedError, match=r"holds uniform weights, not the train.weights=edit weights"):
+        train(load_config(TRAIN_TINY, _weights_args(tmp_path, pairs, "edit")[1:]), tmp_path)
+    with pytest.raises(WeightsNotComputedError, match=r"uniform weights made with another config"):
+        train(load_config(TRAIN_TINY, [*_weights_args(tmp_path, pairs, "uniform")[1:], "train.w_max=3"]), tmp_path)
+    rows = read_jsonl(pairs)
+    rows[1]["chosen"][0]["content"] += " (edited)"
+    write_jsonl(pairs, rows)
+    assert main(["train", *_weights_args(tmp_path, pairs, "uniform")]) == 2
+    assert "holds the weights of other pairs than" in capsys.readouterr().err
+    # the weights stage brings them up to date; train then runs on them
+    assert main(["weights", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    assert main(["train", *_weights_args(tmp_path, pairs, "uniform")]) == 0
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["weighted_pairs"] == 4 and summary["pairs_path"] == str(tmp_path / "weights" / "pairs.jsonl")
+
+
+# -- one TrainConfig -> TRL mapping, and where metrics are reported --------------------------------------
+
+
+def test_every_train_field_is_mapped_to_trl_or_consumed_elsewhere():
+    from dataclasses import fields
+
+    from trl import SFTConfig
+
+    from musc_ecd.config import REPORT_TO, TrainConfig
+    from musc_ecd.training.arguments import CONSUMED_ELSEWHERE, REPORT_PACKAGES, TRL_FIELDS
+    from musc_ecd.training.trainer import TokenWeightedDPOConfig
+
+    mapped = [f.ours for f in TRL_FIELDS]
+    assert len(mapped) == len(set(mapped)) and not set(mapped) & CONSUMED_ELSEWHERE.keys()
+    assert set(mapped) | CONSUMED_ELSEWHERE.keys() == {f.name for f in fields(TrainConfig)}
+    targets = {"preference": TokenWeightedDPOConfig, "sft": SFTConfig}
+    for entry in TRL_FIELDS:
+        for phase in entry.phases:
+            assert entry.theirs in {f.name for f in fields(targets[phase])}, (entry, phase)
+    assert set(REPORT_PACKAGES) == set(REPORT_TO)
+
+
+def test_both_phases_get_the_shared_fields_from_the_one_table(tmp_path):
+    from musc_ecd.training.arguments import trl_config
+
+    cfg = _cfg(tmp_path, "train.report_to=[tensorboard]", "train.learning_rate=0.003", "train.max_steps=5",
+               "train.loss=[hinge,sft]", "train.loss_weights=[1,0.5]")
+    preference, sft = trl_config(cfg, "preference", tmp_path), trl_config(cfg, "sft", tmp_path, num_train_epochs=2)
+    for args in (preference, sft):
+        assert args.report_to == ["tensorboard"] and args.learning_rate == 0.003 and args.max_steps == 5
+        assert args.per_device_train_batch_size == 4 and args.output_dir == str(tmp_path) and args.seed == 0
+    assert preference.loss_type == ["hinge", "sft"] and preference.loss_weights == [1.0, 0.5]
+    assert sft.completion_only_loss is True and sft.num_train_epochs == 2 and sft.loss_type == "nll"
+    assert trl_config(_cfg(tmp_path), "preference", tmp_path).report_to == []  # transformers' "none"
+
+
+def test_report_to_tensorboard_writes_event_files_under_the_run(tmp_path):
+    pytest.importorskip("tensorboard")
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.max_steps=2",
+                 "train.report_to=[tensorboard]"]) == 0
+    events = list((tmp_path / "train" / "runs").rglob("events.out.tfevents.*"))
+    assert events and any(path.stat().st_size > 0 for path in events)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(events[0].parent)).Reload().Tags()["scalars"]
+    assert "train/loss" in tags and "train/rewards/margins" in tags
+
+
+def test_a_missing_report_backend_is_a_clear_error_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.report_to=[wandb]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs the wandb package" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "train").exists()
+    with pytest.raises(ConfigError, match="train.report_to"):
+        load_config(TRAIN_TINY, ["train.report_to=[mlflow]"])
+
+
+def test_wandb_is_offline_and_under_the_run_unless_the_user_says_otherwise(tmp_path, monkeypatch):
+    import os
+
+    from musc_ecd.training.arguments import reporting_environment
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    with reporting_environment(["wandb"], tmp_path / "train"):
+        assert os.environ["WANDB_MODE"] == "offline" and os.environ["WANDB_DIR"] == str(tmp_path / "train")
+    assert "WANDB_MODE" not in os.environ and "WANDB_DIR" not in os.environ  # nothing leaks into the next run
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with reporting_environment(["wandb"], tmp_path / "train"):
+        assert os.environ["WANDB_MODE"] == "online"
+    with reporting_environment(["tensorboard"], tmp_path / "other"):
+        assert "WANDB_DIR" not in os.environ

@@ -92,6 +92,27 @@ def test_parity_with_trl_without_weights_and_with_uniform_weights(tiny, tmp_path
     assert uniform[1]["weights/chosen_mean"] == 1.0
 
 
+def test_every_trl_metric_is_logged_as_trl_logs_it(tiny, tmp_path):
+    """The trainer computes the loss itself (losses.py): TRL's whole metric set must still come out, equal."""
+    reference = score_one_batch(_build(DPOTrainer, DPOConfig, tiny, tmp_path / "trl"))[1]
+    ours = score_one_batch(_build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "ours",
+                                  rows=_rows_with_weights(tiny[1], lambda count: [1.0] * count),
+                                  prefix_sharing="off"))[1]
+    assert ours.keys() - reference.keys() == {"weights/chosen_mean", "weights/rejected_mean", "tokens/padding_share"}
+    for key in reference:
+        assert ours[key] == pytest.approx(reference[key], abs=1e-6), key
+
+
+def test_evaluation_loss_equals_trl(tiny, tmp_path):
+    results = {}
+    for name, cls, config_cls in (("trl", DPOTrainer, DPOConfig),
+                                  ("ours", TokenWeightedDPOTrainer, TokenWeightedDPOConfig)):
+        trainer = _build(cls, config_cls, tiny, tmp_path / name, per_device_eval_batch_size=4)
+        results[name] = trainer.evaluate(dataset(conversational_rows()[:4]))
+    assert results["ours"]["eval_loss"] == pytest.approx(results["trl"]["eval_loss"], abs=1e-6)
+    assert results["ours"]["eval_rewards/margins"] == pytest.approx(results["trl"]["eval_rewards/margins"], abs=1e-6)
+
+
 def _hand_sums(trainer, batch):
     """Σ_t w_t·log π and Σ_t w_t·log π_ref per row, computed from plain logits."""
     weights = batch["completion_weights"][:, 1:]
@@ -247,3 +268,23 @@ def test_collator_weights_are_zero_on_prompt_and_padding():
     expected = torch.tensor([[0, 0, 0, 0.5, 2.0], [0, 1.0, 0, 0, 0], [0, 0, 0, 1.5, 0], [0, 1.0, 1.0, 0, 0]])
     torch.testing.assert_close(batch["completion_weights"], expected)
     assert torch.equal(batch["completion_weights"] > 0, batch["completion_mask"].bool())
+
+
+def test_completion_token_ids_lives_outside_the_training_package():
+    """Data building (the weights stage) tokenizes as the trainer does without importing the trainer."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from musc_ecd import tokens
+    from musc_ecd.training import tokens as training_tokens
+
+    assert completion_token_ids is tokens.completion_token_ids is training_tokens.completion_token_ids
+    probe = ("import sys, musc_ecd.tokens, musc_ecd.weighting; "
+             "print(sorted(m for m in sys.modules if m.startswith(('musc_ecd.training', 'trl.trainer'))))")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env,
+                         cwd=repo).stdout
+    assert out.strip() == "[]"

@@ -31,3 +31,5 @@ TRAIN_PRECISION = ("auto", "bf16", "fp32")
 PREFIX_SHARING = ("auto", "on", "off")
 
 EVAL_SETS = ("own", "ifeval")
+REPORT_TO = ("tensorboard", "wandb")
+"""Where the trainer can also report its metrics (``train.report_to``)."""

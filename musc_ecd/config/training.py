@@ -10,6 +10,7 @@ from musc_ecd.config.choices import (
     FINETUNING,
     LOSSES,
     PREFIX_SHARING,
+    REPORT_TO,
     TRAIN_PRECISION,
     WEIGHT_FALLBACKS,
     WEIGHT_SCHEMES,
@@ -78,6 +79,10 @@ class TrainConfig:
     """Checkpoint every N optimizer steps; a rerun resumes from the last one."""
     save_total_limit: int = 2
     logging_steps: int = 1
+    report_to: list[str] = field(default_factory=list)
+    """Where the trainer also reports its metrics (``RUN_DIR/train/metrics.jsonl`` always has them):
+    ``tensorboard`` (event files under RUN_DIR/train/runs/), ``wandb`` (offline unless WANDB_MODE is set;
+    files under RUN_DIR/train/wandb/). Empty = nowhere else. Not part of the trained model's fingerprint."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     weights: Literal[("none", *WEIGHT_SCHEMES)] = "none"
     """Token-weight scheme (MuSC §1c), computed by ``musc-ecd weights`` into RUN_DIR/weights/pairs.jsonl,
@@ -103,6 +108,8 @@ class TrainConfig:
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         check(self.max_pairs is None or self.max_pairs >= 1, "train.max_pairs", self.max_pairs,
                "an integer >= 1 or null")
+        check(all(name in REPORT_TO for name in self.report_to) and len(set(self.report_to)) == len(self.report_to),
+              "train.report_to", self.report_to, f"a list of distinct {', '.join(REPORT_TO)} (empty = none)")
         check(self.sft_epochs > 0, "train.sft_epochs", self.sft_epochs, "a number > 0")
         check(not (self.sft_first and self.loss == ["sft"]), "train.sft_first", self.sft_first,
                "false when train.loss=[sft] (that run is already all SFT)")

@@ -82,20 +82,13 @@ def _merged_model(cfg: Config, run_dir: Path) -> str:
     stamp = target / "merged_from.json"
     if stamp.is_file():
         return str(target)
-    from peft import PeftModel
+    from musc_ecd.models.adapters import merge_adapter
 
-    from musc_ecd.models.loading import load_model, torch_dtype
-
-    # Merged in fp32 (the LoRA delta is small next to the weights), saved in the precision the answering
-    # backend will load: bf16 only where it is native.
+    # Saved in the precision the answering backend will load: bf16 only where it is native.
     # An adapter trained after an SFT phase sits on the SFT model, which the train stage names beside it.
     base_file = adapter / "base_model.json"
     base_spec = json.loads(base_file.read_text())["base_model"] if base_file.is_file() else cfg.model.policy
-    base, tokenizer = load_model(base_spec, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
-                                 device="cpu")
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged.to(dtype=torch_dtype(cfg.model.dtype)).save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    merge_adapter(adapter, base_spec, target, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
     write_atomic(stamp, json.dumps({"adapter": str(adapter.resolve()), "sha256_12": digest}) + "\n")
     log.info("merged adapter %s into %s", adapter, target)
     return str(target)

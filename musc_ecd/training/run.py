@@ -2,8 +2,13 @@
 
     RUN_DIR/train/checkpoint-N/   Trainer checkpoints (a rerun resumes from the last one)
     RUN_DIR/train/metrics.jsonl   one line per logged step (TRL's metrics, weight means, loss, lr)
+    RUN_DIR/train/runs/           TensorBoard event files (train.report_to=[tensorboard])
     RUN_DIR/model/                the LoRA adapter (or full model) + tokenizer, loadable with peft/transformers
     RUN_DIR/model/manifest.json   written last: the stage is complete
+
+The pairs are ``train.pairs`` (default RUN_DIR/pairs.jsonl) or, with ``train.weights`` set, their weighted
+copy RUN_DIR/weights/pairs.jsonl, which the weights stage makes (``musc-ecd weights``, or ``run``'s weights
+stage) and ``train`` only checks: made with this config, of the pairs ``train.pairs`` holds now.
 """
 
 from __future__ import annotations
@@ -13,18 +18,26 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError, DataError, RunDirConflictError, TrainingDivergedError
-from musc_ecd.fingerprints import model_fingerprint
+from musc_ecd.fingerprints import model_fingerprint, weights_fingerprint
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
+from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
 
 log = logging.getLogger(__name__)
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 OPTIONAL_COLUMNS = ("chosen_weights", "rejected_weights", "difficulty")
+WEIGHTS_COMMAND = "run `musc-ecd weights CONFIG` with the same config and overrides first"
+
+
+class WeightsNotComputedError(DataError):
+    """``train.weights`` is set but RUN_DIR/weights holds no weights of this config and these pairs."""
 
 
 def load_pairs(path: Path) -> list[dict]:
@@ -64,16 +77,15 @@ def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[di
 
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
-    if cfg.train.weights != "none":  # train on the weighted copy; computed now if not done yet (resumable)
-        from musc_ecd.weighting import weights_stage
-
-        weights_stage(cfg, run_dir)
+    check_report_backends(cfg.train.report_to)
     layout = RunLayout(run_dir)
-    pairs_path = layout.training_pairs(cfg)
-    model_dir, work_dir = layout.model, layout.train
-    key = model_fingerprint(cfg)
+    pairs_path = layout.pairs_source(cfg)
     if not pairs_path.is_file():
         raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
+    if cfg.train.weights != "none":
+        pairs_path = weighted_pairs(cfg, run_dir, pairs_path)
+    model_dir, work_dir = layout.model, layout.train
+    key = model_fingerprint(cfg)
     from musc_ecd.training.sft import sft_rows, sft_source
 
     sft_only, sft_data = list(cfg.train.loss) == ["sft"], None
@@ -128,110 +140,58 @@ def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process
         write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
 
 
+def weighted_pairs(cfg: Config, run_dir: Path, source: Path) -> Path:
+    """RUN_DIR/weights/pairs.jsonl, once checked to hold the ``train.weights`` weights of this config, computed
+    for exactly the pairs of ``source`` as they are now; else a one-line error naming the command to run."""
+    from musc_ecd.weighting import items_of
+
+    layout = RunLayout(run_dir)
+    stage_dir, artifact, manifest = layout.weights, layout.weighted_pairs, layout.weights / "manifest.json"
+    scheme = cfg.train.weights
+    if not (artifact.is_file() and manifest.is_file()):
+        raise WeightsNotComputedError(f"train.weights={scheme} but {stage_dir} holds no finished token weights; "
+                                      f"{WEIGHTS_COMMAND}")
+    if json.loads(manifest.read_text()).get("fingerprint") != weights_fingerprint(cfg):
+        summary = stage_dir / "summary.json"
+        made = json.loads(summary.read_text()).get("scheme") if summary.is_file() else None
+        what = f"{made} weights" if made and made != scheme else f"{scheme} weights made with another config"
+        raise WeightsNotComputedError(f"{artifact} holds {what}, not the train.weights={scheme} weights of this "
+                                      f"config (seed, model and train.* key them); {WEIGHTS_COMMAND}")
+    expected = list(items_of({pair["id"]: pair for pair in read_jsonl(source)}))
+    if [record.get("item_id") for record in read_jsonl(artifact)] != expected:
+        raise WeightsNotComputedError(f"{artifact} holds the weights of other pairs than {source} holds now; "
+                                      f"{WEIGHTS_COMMAND}")
+    return artifact
+
+
 def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path, base: str) -> dict:
+    """The preference phase: ``TokenWeightedDPOTrainer`` on the pairs."""
     import torch
-    from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
-    from musc_ecd.models.loading import load_model
     from musc_ecd.models.precision import precision_record
-    from musc_ecd.training.callbacks import MetricsJsonl
-    from musc_ecd.training.trainer import NonFiniteLossError, TokenWeightedDPOTrainer
+    from musc_ecd.training.trainer import TokenWeightedDPOTrainer
 
-    settings = cfg.train
-    # Mixed precision keeps fp32 master weights; only an explicit model.dtype loads lower precision.
-    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
-    # Loaded on CPU: the Trainer (accelerate) places it on each process's own device.
-    model, tokenizer = load_model(base, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device="cpu")
-    args = _trainer_args(cfg, work_dir)
-    peft_config = _lora(cfg) if settings.finetuning == "lora" else None
-    trainer = TokenWeightedDPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                      processing_class=tokenizer, peft_config=peft_config)
-    checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-    metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
-    trainer.add_callback(metrics)
-    if checkpoint:
-        log.info("resuming from %s", checkpoint)
-    started = time.perf_counter()
-    try:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
-    except NonFiniteLossError as exc:
-        last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-        raise TrainingDivergedError(f"{exc} Last good checkpoint: {last or 'none saved yet'}") from None
-    seconds = time.perf_counter() - started
-    trainer.save_model(str(model_dir))  # the adapter (LoRA) or the full model, plus the tokenizer
-    tokenizer.save_pretrained(str(model_dir))
+    fitted = _fit_phase(cfg, "preference", TokenWeightedDPOTrainer, rows, base, work_dir, model_dir)
     summary = {
         "base_model": base,
-        "finetuning": settings.finetuning,
-        "loss": list(settings.loss),
+        "finetuning": cfg.train.finetuning,
+        "loss": list(cfg.train.loss),
         "pairs": len(rows),
         "pairs_path": str(pairs_path),
         "weighted_pairs": sum(1 for r in rows if r.get("chosen_weights") is not None),
-        "global_steps": result.global_step,
-        "train_loss": result.training_loss,
-        "train_seconds_this_session": round(seconds, 1),
-        "resumed_from": checkpoint,
+        "global_steps": fitted.result.global_step,
+        "train_loss": fitted.result.training_loss,
+        "train_seconds_this_session": round(fitted.seconds, 1),
+        "resumed_from": fitted.checkpoint,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "precision": "bf16" if args.bf16 else "fp32",
-        "precision_detail": {**precision_record(cfg.model.dtype), "weights_dtype": str(model.dtype).split(".")[-1],
-                             "autocast_bf16": bool(args.bf16)},
-        "final_metrics": metrics.last,
+        "precision": "bf16" if fitted.bf16 else "fp32",
+        "precision_detail": {**precision_record(cfg.model.dtype), "weights_dtype": fitted.weights_dtype,
+                             "autocast_bf16": fitted.bf16},
+        "final_metrics": fitted.last_metrics,
     }
-    if trainer.is_world_process_zero():
-        write_atomic(model_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
-    log.info("trained %d steps in %.1f s -> %s", result.global_step, seconds, model_dir)
+    _write_summary(fitted, model_dir, summary)
+    log.info("trained %d steps in %.1f s -> %s", fitted.result.global_step, fitted.seconds, model_dir)
     return summary
-
-
-def _common_args(cfg: Config, work_dir: Path, epochs: float) -> dict:
-    """The ``TrainingArguments`` both phases share (preference and SFT)."""
-    import torch
-
-    from musc_ecd.models.precision import resolve_dtype
-
-    settings = cfg.train
-    on_gpu = torch.cuda.is_available()
-    if settings.precision == "auto":  # bf16 autocast where it is native, over fp32 master weights
-        bf16 = resolve_dtype("auto", "cuda" if on_gpu else "cpu") == "bfloat16"
-    else:
-        bf16 = settings.precision == "bf16"
-    return dict(
-        output_dir=str(work_dir),
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        num_train_epochs=epochs,
-        max_steps=settings.max_steps,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
-        max_length=settings.max_length,
-        seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not on_gpu,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        logging_steps=settings.logging_steps,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        report_to="none",
-        disable_tqdm=False,
-    )
-
-
-def _trainer_args(cfg: Config, work_dir: Path):
-    from musc_ecd.training.trainer import TokenWeightedDPOConfig
-
-    settings = cfg.train
-    return TokenWeightedDPOConfig(
-        **_common_args(cfg, work_dir, settings.epochs),
-        beta=settings.beta,
-        loss_type=list(settings.loss),
-        loss_weights=list(settings.loss_weights) if settings.loss_weights else None,
-        precompute_ref_log_probs=settings.precompute_ref_log_probs,
-        curriculum=settings.curriculum,
-        prefix_sharing=settings.prefix_sharing,
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,32 +202,15 @@ BASE_MODEL_FILE = "base_model.json"
 
 def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float) -> dict:
     """SFT with TRL's ``SFTTrainer`` (loss on the completion only), resumable from ``work_dir``'s checkpoints."""
-    from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
-    from musc_ecd.models.loading import load_model
-    from musc_ecd.training.callbacks import MetricsJsonl
-
-    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
-    model, tokenizer = load_model(base, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device="cpu")
-    args = SFTConfig(**_common_args(cfg, work_dir, epochs), completion_only_loss=True)
-    peft_config = _lora(cfg) if cfg.train.finetuning == "lora" else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=peft_config)
-    checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-    metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
-    trainer.add_callback(metrics)
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    fitted = _fit_phase(cfg, "sft", SFTTrainer, rows, base, work_dir, out_dir, num_train_epochs=epochs)
     summary = {"base_model": base, "finetuning": cfg.train.finetuning, "loss": ["sft"], "sft_examples": len(rows),
-               "pairs": len(rows), "global_steps": result.global_step, "train_loss": result.training_loss,
-               "train_seconds_this_session": round(time.perf_counter() - started, 1), "resumed_from": checkpoint,
-               "precision": "bf16" if args.bf16 else "fp32", "final_metrics": metrics.last}
-    if trainer.is_world_process_zero():
-        write_atomic(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+               "pairs": len(rows), "global_steps": fitted.result.global_step,
+               "train_loss": fitted.result.training_loss,
+               "train_seconds_this_session": round(fitted.seconds, 1), "resumed_from": fitted.checkpoint,
+               "precision": "bf16" if fitted.bf16 else "fp32", "final_metrics": fitted.last_metrics}
+    _write_summary(fitted, out_dir, summary)
     return summary
 
 
@@ -288,25 +231,82 @@ def _sft_phase(cfg: Config, source: Path, phase_dir: Path, main_process: bool) -
     summary["sft_data"] = str(source)
     model = phase_dir / "model"
     if cfg.train.finetuning == "lora" and main_process:
-        model = _merge_adapter(cfg, phase_dir / "model", phase_dir / "merged")
+        from musc_ecd.models.adapters import merge_adapter
+
+        model = merge_adapter(phase_dir / "model", cfg.model.policy, phase_dir / "merged",
+                              trust_remote_code=cfg.model.trust_remote_code)
     if main_process:
         write_atomic(manifest, json.dumps({"model": str(model), "summary": summary}, indent=2) + "\n")
     return str(model), summary
 
 
-def _merge_adapter(cfg: Config, adapter: Path, target: Path) -> Path:
-    from peft import PeftModel
+# ----------------------------------------------------------------------------------------------
+# What both phases share
+
+
+@dataclass
+class _Fitted:
+    """One finished ``trainer.train`` and what its summary reports."""
+
+    trainer: Any
+    result: Any  # transformers' TrainOutput
+    checkpoint: str | None  # resumed from
+    seconds: float
+    bf16: bool
+    weights_dtype: str
+    last_metrics: dict
+
+
+def _fit_phase(cfg: Config, phase: Phase, trainer_class: type, rows: list[dict], base: str, work_dir: Path,
+               out_dir: Path, **overrides: Any) -> _Fitted:
+    """Load ``base``, train it on ``rows`` with ``trainer_class`` and TRL's config for ``phase`` (LoRA or full,
+    resumed from ``work_dir``'s last checkpoint, metrics to ``work_dir/metrics.jsonl``), save it to ``out_dir``."""
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
 
     from musc_ecd.models.loading import load_model
+    from musc_ecd.training.callbacks import MetricsJsonl
+    from musc_ecd.training.trainer import NonFiniteLossError
 
-    base, tokenizer = load_model(cfg.model.policy, dtype="float32", trust_remote_code=cfg.model.trust_remote_code,
-                                 device="cpu")
-    PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    # Mixed precision keeps fp32 master weights; only an explicit model.dtype loads lower precision.
+    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
+    # Loaded on CPU: the Trainer (accelerate) places it on each process's own device.
+    model, tokenizer = load_model(base, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code, device="cpu")
+    args = trl_config(cfg, phase, work_dir, **overrides)
+    peft_config = lora_config(cfg) if cfg.train.finetuning == "lora" else None
+    with reporting_environment(cfg.train.report_to, work_dir):
+        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer, peft_config=peft_config)
+        checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+        metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
+        trainer.add_callback(metrics)
+        if checkpoint:
+            log.info("resuming from %s", checkpoint)
+        started = time.perf_counter()
+        try:
+            result = trainer.train(resume_from_checkpoint=checkpoint)
+        except NonFiniteLossError as exc:
+            last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+            raise TrainingDivergedError(f"{exc} Last good checkpoint: {last or 'none saved yet'}") from None
+        seconds = time.perf_counter() - started
+    trainer.save_model(str(out_dir))  # the adapter (LoRA) or the full model, plus the tokenizer
+    tokenizer.save_pretrained(str(out_dir))
+    return _Fitted(trainer, result, checkpoint, seconds, bool(args.bf16), str(model.dtype).split(".")[-1],
+                   metrics.last)
 
 
-def _lora(cfg: Config):
+def _trainer_args(cfg: Config, work_dir: Path):
+    """The preference phase's ``TokenWeightedDPOConfig`` (the name tests/test_precision.py imports)."""
+    return trl_config(cfg, "preference", work_dir)
+
+
+def _write_summary(fitted: _Fitted, out_dir: Path, summary: dict) -> None:
+    if fitted.trainer.is_world_process_zero():
+        write_atomic(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def lora_config(cfg: Config):
+    """peft's ``LoraConfig`` from ``train.lora``."""
     from peft import LoraConfig
 
     lora = cfg.train.lora
@@ -319,4 +319,3 @@ def _checkpoint_step(checkpoint: str | None) -> int | None:
         return None
     step = Path(checkpoint).name.rsplit("-", 1)[-1]
     return int(step) if step.isdigit() else None
-

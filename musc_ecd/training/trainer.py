@@ -1,30 +1,37 @@
-"""``TokenWeightedDPOTrainer``: ``trl.DPOTrainer`` with per-token weights and a curriculum.
+"""``TokenWeightedDPOTrainer``: ``trl.DPOTrainer`` with per-token weights, prefix sharing and a curriculum.
 
-The loss is TRL's, applied to *weighted* sequence log-probabilities (MuSC §1d):
+The loss is TRL's, on *weighted* sequence log-probabilities (MuSC §1d; every formula in ``losses.py``):
 
     L = −log σ( β·Σ_t w_t^c · r_t(y_c) − β·Σ_t w_t^r · r_t(y_r) ),   r_t = log π(y_t|·) − log π_ref(y_t|·)
 
-and likewise for ``hinge`` (SLiC), ``ipo`` and ``sft`` — whatever TRL's ``loss_type`` list and
-``loss_weights`` select. With every weight 1 (or no weight columns) it *is* TRL's DPO, bit for bit.
+and likewise for ``hinge`` (SLiC), ``ipo`` and ``sft``, combined by TRL's ``loss_type`` list and
+``loss_weights``. With every weight 1 (or no weight columns) it *is* TRL's DPO, bit for bit.
 
-How, with the least override: TRL 1.16 gets per-token log-probs from a fused LM head that it patches
-onto the model's ``forward``; every sum TRL forms (policy, reference, precomputed reference, SFT term,
-the ``rewards/*`` and ``logps/*`` metrics) is a sum of those per-token values. We wrap that forward once
-so that, while a batch is being scored, its per-token log-probs come out multiplied by the batch's
-token weights. Everything else — reference handling (LoRA adapter disabled or a frozen copy),
-precompute, logging, accelerate/DeepSpeed — stays TRL's.
+``_compute_loss`` is TRL 1.16's ``DPOTrainer._compute_loss`` step for step, for the options it supports,
+with the weighting written out where TRL sums:
 
-Prefix sharing (``prefix_sharing``, see ``prefix_sharing.py``): the same wrapped forward, when the batch
-carries the shared layout, runs the model once per pair on ``prompt + chosen + rejected`` (several pairs
-packed per row) with a mask under which each completion sees only the prompt and itself, and maps the
-fused head's per-token outputs back onto TRL's ``[chosen; rejected]`` layout. TRL's loss and metrics code
-then runs on tensors equal to the ones its own rows would have given, for the policy and the reference
-(live or precomputed) alike.
+1. the policy scores the batch through the fused LM head TRL patched onto it (``_score``): per-token
+   log-probs, entropy, mean logits and top-1 hits, in TRL's ``[chosen; rejected]`` rows (with prefix
+   sharing, in the shared layout, mapped back onto those rows);
+2. ``losses.weighted_sequence_logps(per_token_logps, weights, mask)``, where TRL has
+   ``per_token_logps.sum(dim=1)``;
+3. the reference the same way, under ``no_grad`` — the base model with the LoRA adapter disabled or the
+   frozen copy, as TRL chooses — or TRL's precomputed column, filled by ``compute_ref_log_probs`` (the same
+   weighted sum, once per dataset);
+4. log-ratios, then ``losses.pair_loss`` / ``losses.sft_loss`` per ``loss_type``, ``losses.combined_loss``;
+5. TRL's metrics, same names and reductions, plus ours (mean weights, padding share, difficulty).
 
-Overridden: dataset preparation (validate weight columns against the scored tokens; fold the weights
-into the dataset fingerprint so TRL's precomputed-reference cache can never serve stale values), the
-signature columns, the collator, the loss entry points (set/clear the current weights, log the mean
-weights, stop on a non-finite loss) and the train sampler (curriculum).
+Reference handling, precompute and its cache, logging, accelerate/DeepSpeed stay TRL's. Options whose
+loss code is not reproduced here are refused up front (``_check_supported``).
+
+Prefix sharing (``prefix_sharing``, see ``prefix_sharing.py``): when the batch carries the shared layout,
+``_score`` runs the model once per pair on ``prompt + chosen + rejected`` (several pairs packed per row)
+with a mask under which each completion sees only the prompt and itself, and maps the fused head's
+per-token outputs back onto TRL's layout, so the loss and metrics read tensors equal to TRL's own rows.
+
+Overridden besides the loss: dataset preparation (validate weight columns against the scored tokens; fold
+the weights into the dataset fingerprint so TRL's precomputed-reference cache can never serve stale
+values), the signature columns, the collator and the train sampler (curriculum).
 
 Departures from the papers, on purpose: SLiC's margin term is TRL's ``hinge``, i.e. on log-ratios
 against the reference with δ = 1/β; its SFT regulariser is TRL's ``sft`` term, a per-token mean.
@@ -32,18 +39,21 @@ against the reference with δ = 1/β; its SFT regulariser is TRL's ``sft`` term,
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from accelerate.utils import is_peft_model
 from trl import DPOConfig, DPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.utils import use_adapter
 
 from musc_ecd.config import LOSSES
+from musc_ecd.training import losses
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
 from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
 from musc_ecd.training.prefix_sharing import KEYS as SHARED_KEYS
@@ -96,79 +106,34 @@ class TokenWeightedDPOConfig(DPOConfig):
             raise ValueError(f"prefix_sharing={self.prefix_sharing!r}; allowed: {', '.join(PREFIX_SHARING)}")
 
 
-class _BatchScoring:
-    """What the wrapped fused-head forward needs about the batch being scored: its token weights and, with
-    prefix sharing, its shared layout."""
+@dataclass
+class _Batch:
+    """What the trainer takes out of a collated batch before TRL's keys reach the model: the token weights,
+    the shared layout (prefix sharing) and the difficulty."""
 
-    def __init__(self) -> None:
-        self.weights: torch.Tensor | None = None  # (2·batch, seq), the collator's completion_weights
-        self.shared: dict[str, torch.Tensor] | None = None  # the collator's shared_* tensors
-        self._masks: dict[tuple, torch.Tensor] = {}  # built once per batch, reused by policy and reference
+    weights: torch.Tensor | None  # (2·batch, seq), the collator's completion_weights, aligned with input_ids
+    shared: dict[str, torch.Tensor] | None  # the collator's shared_* tensors
+    difficulty: torch.Tensor | None
+    masks: dict[tuple, torch.Tensor] = field(default_factory=dict)  # shared masks, one per (attention, dtype)
 
-    def start(self, inputs: dict) -> None:
-        """Take the weights and the shared layout out of ``inputs`` (TRL would pass them to the model)."""
-        self.weights = inputs.pop("completion_weights", None)
+    @classmethod
+    def take(cls, inputs: dict) -> _Batch:
         shared = {key: inputs.pop(key) for key in SHARED_KEYS if key in inputs}
-        self.shared = shared or None
-        self._masks = {}
+        return cls(inputs.pop("completion_weights", None), shared or None, inputs.pop("difficulty", None))
 
-    def stop(self) -> None:
-        self.weights, self.shared, self._masks = None, None, {}
+    def shifted_weights(self) -> torch.Tensor | None:
+        """(2·batch, seq − 1): the weight of the token each position predicts, as ``losses`` expects."""
+        return None if self.weights is None else self.weights[:, 1:]
 
-    def wrap(self, module: torch.nn.Module) -> None:
-        """Wrap ``module.forward`` (TRL's fused-head forward) once; later calls are no-ops."""
-        if getattr(module, "_musc_ecd_batch_scoring", None) is self:
-            return
-        inner = module.forward
-
-        @functools.wraps(inner)
-        def forward(*args, **kwargs):
-            if not kwargs.get("fused_lm_head"):
-                return inner(*args, **kwargs)
-            outputs = self._shared_forward(module, inner, args, kwargs) if self.shared else inner(*args, **kwargs)
-            if self.weights is not None:
-                outputs.log_probs = scale_shifted_log_probs(outputs.log_probs, self.weights)
-            return outputs
-
-        module.forward = forward
-        module._musc_ecd_batch_scoring = self
-
-    def _shared_forward(self, module, inner, args, kwargs):
-        """Run the shared layout instead of TRL's rows; return outputs in TRL's layout."""
-        if args:
-            raise TypeError("prefix sharing expects the model to be called with keyword arguments, as TRL does")
-        shared = self.shared
-        rest = {k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask", "labels", "position_ids")}
-        outputs = inner(input_ids=shared["shared_input_ids"], attention_mask=self._mask(module),
-                        position_ids=shared["shared_position_ids"], labels=shared["shared_labels"], **rest)
-        index = shared["shared_index"]
-        for name in FUSED_FIELDS:
-            value = getattr(outputs, name, None)
-            if value is not None:
-                setattr(outputs, name, unshare(value, index))
-        return outputs
-
-    def _mask(self, module) -> torch.Tensor:
+    def attention_mask(self, module: torch.nn.Module) -> torch.Tensor:
+        """The shared layout's 4-D mask in the form ``module``'s attention takes; built once per batch and
+        form, so the policy and the reference reuse it."""
         implementation = module.config._attn_implementation
         dtype = next(module.parameters()).dtype
-        key = (implementation, dtype)
-        if key not in self._masks:
+        if (implementation, dtype) not in self.masks:
             mask = prefix_sharing_mask(self.shared["shared_sequence_ids"], self.shared["shared_branch"])
-            self._masks[key] = mask if implementation == "sdpa" else additive_mask(mask, dtype)
-        return self._masks[key]
-
-
-def scale_shifted_log_probs(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Multiply next-token log-probs by the weights of the tokens they predict.
-
-    log_probs: (rows, n) with n = seq − 1 (+ any leading virtual-token positions) — position j scores
-    token j + 1. weights: (rows, seq), aligned with the input ids. Returns (rows, n).
-    """
-    shifted = weights[:, 1:].to(log_probs.dtype)
-    extra = log_probs.size(1) - shifted.size(1)
-    if extra > 0:  # prompt-learning adapters prepend virtual positions; they are never completion tokens
-        shifted = F.pad(shifted, (extra, 0), value=1.0)
-    return log_probs * shifted.to(log_probs.device)
+            self.masks[implementation, dtype] = mask if implementation == "sdpa" else additive_mask(mask, dtype)
+        return self.masks[implementation, dtype]
 
 
 class TokenWeightedDPOTrainer(DPOTrainer):
@@ -182,7 +147,6 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                  eval_dataset=None, processing_class=None, **kwargs):
         args = args if args is not None else TokenWeightedDPOConfig(output_dir="token-weighted-dpo")
         self._check_supported(args)
-        self._scoring = _BatchScoring()
         sharing_unsupported = _prefix_sharing_unsupported(model, args, data_collator, kwargs.get("peft_config"))
         self.prefix_sharing = _resolve_prefix_sharing(getattr(args, "prefix_sharing", "auto"), sharing_unsupported,
                                                       on_gpu=torch.cuda.is_available() and not args.use_cpu)
@@ -279,52 +243,136 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     # -- loss --------------------------------------------------------------------------------------
 
-    def _hook_fused_heads(self) -> None:
-        """Wrap the modules TRL gave a fused LM head: every policy/reference forward passes through them.
-
-        Done lazily, at the first scoring call, because TRL patches them inside its ``__init__`` and may
-        precompute the reference log-probs before that ``__init__`` returns.
-        """
-        policy = self.accelerator.unwrap_model(self.model)
-        self._scoring.wrap(policy.get_base_model() if is_peft_model(policy) else policy)
-        if self.ref_model is not None:
-            self._scoring.wrap(self.accelerator.unwrap_model(self.ref_model))
-
     def _compute_loss(self, model, inputs, return_outputs):
-        self._hook_fused_heads()
-        difficulty = inputs.pop("difficulty", None)
-        self._scoring.start(inputs)
-        weights, shared = self._scoring.weights, self._scoring.shared
-        try:
-            result = super()._compute_loss(model, inputs, return_outputs)
-        finally:
-            self._scoring.stop()
-        loss = result[0] if return_outputs else result
+        mode = "train" if self.model.training else "eval"
+        batch = _Batch.take(inputs)
+        completion_mask = inputs["completion_mask"]
+        mask = completion_mask[:, 1:]  # (2B, L − 1): position t predicts token t + 1
+        weights = batch.shifted_weights()
+        model_kwargs, labels = _model_inputs(inputs)
+        if self.aux_loss_enabled:  # MoE: the router logits give outputs.aux_loss
+            model_kwargs["output_router_logits"] = True
+
+        outputs = self._score(model, model_kwargs, labels, batch)
+        per_token_logps = outputs.log_probs[:, -mask.size(1):]  # prompt-learning adapters prepend positions
+        chosen_logps, rejected_logps = losses.weighted_sequence_logps(per_token_logps, weights, mask).chunk(2)
+        if self.precompute_ref_logps:
+            ref_chosen_logps, ref_rejected_logps = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        else:  # the frozen reference never needs router logits
+            ref_kwargs = {k: v for k, v in model_kwargs.items() if k != "output_router_logits"}
+            reference = self.model if self.ref_model is None else self.ref_model
+            ref_chosen_logps, ref_rejected_logps = self._reference_logps(reference, ref_kwargs, labels, batch, mask)
+        chosen_logratios = chosen_logps - ref_chosen_logps
+        rejected_logratios = rejected_logps - ref_rejected_logps
+
+        chosen_lengths, rejected_lengths = completion_mask.sum(dim=1).chunk(2)
+        terms = []
+        for loss_type in self.loss_types:
+            if loss_type == "sft":  # a per-token mean over the chosen completions: one value for the batch
+                chosen_weights = None if weights is None else weights.chunk(2)[0]
+                term = losses.sft_loss(per_token_logps.chunk(2)[0], chosen_weights, mask.chunk(2)[0])
+                terms.append(term.expand(chosen_logps.size(0)))
+            else:
+                terms.append(losses.pair_loss(loss_type, chosen_logratios, rejected_logratios, self.beta,
+                                              chosen_lengths, rejected_lengths))
+        loss = losses.combined_loss(terms, self.loss_weights)
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * outputs.aux_loss
+            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(outputs.aux_loss).mean().item())
         if not torch.isfinite(loss.detach()).all():  # a sync point, once per step: cheap next to the step
             raise NonFiniteLossError(
                 f"the loss became {loss.item()} at step {self.state.global_step}; training stopped before the "
                 f"optimizer step, so the last saved checkpoint in {self.args.output_dir} is still good. "
                 "Lower the learning rate or check the token weights."
             )
-        self._log_weight_means(weights, inputs["completion_mask"])
+
+        self._log_trl_metrics(mode, inputs, outputs, mask, chosen_logps, rejected_logps, chosen_logratios,
+                              rejected_logratios)
+        self._log_weight_means(batch.weights, completion_mask)
         # Share of the positions the model computed that were padding (one small count per step)
-        mode = "train" if self.model.training else "eval"
-        computed = inputs["attention_mask"] if shared is None else shared["shared_sequence_ids"] >= 0
+        computed = inputs["attention_mask"] if batch.shared is None else batch.shared["shared_sequence_ids"] >= 0
         self._metrics[mode]["tokens/padding_share"].append(padding_share(computed))
-        if difficulty is not None:  # the curriculum's progress: mean difficulty of the pairs of this step
-            mode = "train" if self.model.training else "eval"
-            gathered = self.accelerator.gather_for_metrics(difficulty.to(loss.device))
+        if batch.difficulty is not None:  # the curriculum's progress: mean difficulty of the pairs of this step
+            gathered = self.accelerator.gather_for_metrics(batch.difficulty.to(loss.device))
             self._metrics[mode]["curriculum/difficulty"].append(gathered.float().mean().item())
-        return result
+
+        if return_outputs:  # as TRL: deprecated; the fused head builds no logits, so run the model once more
+            warnings.warn("`return_outputs=True` is deprecated in TRL and recomputes the logits with an extra "
+                          "forward pass", FutureWarning, stacklevel=2)
+            with torch.no_grad():
+                outputs = model(**model_kwargs)
+            return loss, outputs
+        return loss
 
     def compute_ref_log_probs(self, model, inputs):
-        self._hook_fused_heads()
-        inputs.pop("difficulty", None)
-        self._scoring.start(inputs)
-        try:
-            return super().compute_ref_log_probs(model, inputs)
-        finally:
-            self._scoring.stop()
+        """(Σ_t w_t·log π_ref over chosen, over rejected) for one padded batch: TRL's precompute pass."""
+        batch = _Batch.take(inputs)
+        model_kwargs, labels = _model_inputs(inputs)
+        return self._reference_logps(model, model_kwargs, labels, batch, inputs["completion_mask"][:, 1:],
+                                     autocast=True)
+
+    def _reference_logps(self, model, model_kwargs, labels, batch: _Batch, mask, autocast=False):
+        """The reference's weighted sequence log-probs, (B,) chosen and (B,) rejected. ``model`` is the frozen
+        copy, or the policy, which then scores with its adapter disabled (or TRL's ``ref`` adapter)."""
+        adapter = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(self.model):
+            unwrapped = self.accelerator.unwrap_model(self.model)
+            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+        with (torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+              adapter, self.accelerator.autocast() if autocast else contextlib.nullcontext()):
+            outputs = self._score(model, model_kwargs, labels, batch)
+        per_token_logps = outputs.log_probs[:, -mask.size(1):]
+        return losses.weighted_sequence_logps(per_token_logps, batch.shifted_weights(), mask).chunk(2)
+
+    def _score(self, model, model_kwargs: dict, labels: torch.Tensor, batch: _Batch):
+        """The fused LM head's per-token outputs for the batch, each (2B, L − 1) in TRL's layout (zero where the
+        label is -100): from TRL's rows, or from the shared layout mapped back onto them."""
+        if batch.shared is None:
+            return model(**model_kwargs, labels=labels, fused_lm_head=True)
+        shared = batch.shared
+        module = self.accelerator.unwrap_model(model)
+        module = module.get_base_model() if is_peft_model(module) else module
+        rest = {k: v for k, v in model_kwargs.items() if k not in ("input_ids", "attention_mask", "position_ids")}
+        outputs = model(input_ids=shared["shared_input_ids"], attention_mask=batch.attention_mask(module),
+                        position_ids=shared["shared_position_ids"], labels=shared["shared_labels"],
+                        fused_lm_head=True, **rest)
+        for name in FUSED_FIELDS:
+            value = getattr(outputs, name, None)
+            if value is not None:
+                setattr(outputs, name, unshare(value, shared["shared_index"]))
+        return outputs
+
+    def _log_trl_metrics(self, mode, inputs, outputs, mask, chosen_logps, rejected_logps, chosen_logratios,
+                         rejected_logratios) -> None:
+        """TRL's metrics, as ``DPOTrainer._compute_loss`` computes them: same names, same reductions, over
+        all processes."""
+        metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
+        seq_len = mask.size(1)
+        entropy_sum = gather((outputs.entropy[:, -seq_len:].detach() * mask).sum()).sum()
+        total_tokens = gather(mask.sum()).sum()
+        metrics["entropy"].append((entropy_sum / total_tokens).item() if total_tokens > 0 else 0.0)
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        metrics["num_tokens"] = [self._total_train_tokens]
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        for side, mean_logits, side_mask in zip(("chosen", "rejected"), outputs.mean_logits[:, -seq_len:].chunk(2),
+                                                (chosen_mask, rejected_mask), strict=True):
+            total = gather(mean_logits[side_mask.bool()].sum()).sum().item()
+            count = gather(side_mask.sum()).sum().item()
+            metrics[f"logits/{side}"].append(total / count if count > 0 else 0.0)
+        chosen_is_top1 = outputs.is_top1[:, -seq_len:].chunk(2, dim=0)[0]
+        correct = gather((chosen_is_top1 & chosen_mask.bool()).sum()).sum()
+        count = gather(chosen_mask.sum()).sum()
+        metrics["mean_token_accuracy"].append((correct / count).item() if count > 0 else 0.0)
+        chosen_rewards = self.beta * chosen_logratios.detach()
+        rejected_rewards = self.beta * rejected_logratios.detach()
+        metrics["rewards/chosen"].append(self.accelerator.gather(chosen_rewards).mean().item())
+        metrics["rewards/rejected"].append(self.accelerator.gather(rejected_rewards).mean().item())
+        accuracies = (chosen_rewards > rejected_rewards).float()
+        metrics["rewards/accuracies"].append(self.accelerator.gather(accuracies).mean().item())
+        metrics["rewards/margins"].append(self.accelerator.gather(chosen_rewards - rejected_rewards).mean().item())
+        metrics["logps/chosen"].append(self.accelerator.gather(chosen_logps.detach()).mean().item())
+        metrics["logps/rejected"].append(self.accelerator.gather(rejected_logps.detach()).mean().item())
 
     def _log_weight_means(self, weights: torch.Tensor | None, completion_mask: torch.Tensor) -> None:
         """Mean token weight of chosen and rejected completions, over all processes (one gather, one sync)."""
@@ -339,6 +387,15 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         )
         self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
         self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
+
+
+def _model_inputs(inputs: dict) -> tuple[dict, torch.Tensor]:
+    """TRL's model arguments for a preference batch, and the labels that make the fused head score only the
+    completion tokens (-100 elsewhere)."""
+    model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", "ref_chosen_logps",
+                                                                 "ref_rejected_logps")}
+    model_kwargs["use_cache"] = False
+    return model_kwargs, inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
 
 
 def _prefix_sharing_unsupported(model, args, data_collator, peft_config) -> str | None:
