@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
 from musc_ecd.constraints.seeded import CHECKERS, seed_constraints, seed_typed
+from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.items import Reject
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
@@ -80,11 +81,11 @@ class ConstraintPairBuilder:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line, judge=judge))
 
 
-def seed_typed_constraints(item) -> list[dict] | None:
-    """The seed's typed constraints as the pairs' ``meta.typed_constraints``: they are constraints of every
-    prompt built from the seed, so the label audit can score chosen and rejected on them."""
+def seed_typed_constraints(item) -> tuple[TypedConstraint, ...] | None:
+    """The seed's typed constraints, for the pairs' provenance (``typed_constraints``): they are constraints of
+    every prompt built from the seed, so the label audit can score chosen and rejected on them."""
     typed = seed_typed(item)
-    return None if typed is None else [c.to_json() for c in typed]
+    return None if typed is None else tuple(typed)
 
 
 def item_seed(seed: int, item_id: str, stage: str) -> int:
