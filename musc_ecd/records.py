@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 from musc_ecd.constraints.corrupt import Corruption
@@ -135,8 +135,8 @@ def pair_problem(chosen: str, rejected: str) -> str | None:
 _REQUIRED = object()
 
 
-def _field(read: Callable[[Any], Any] | None = None, v1: Any = _REQUIRED):
-    return field(metadata={"read": read, "v1": v1})
+def _field(read: Callable[[Any], Any] | None = None, v1: Any = _REQUIRED, default: Any = MISSING):
+    return field(default=default, metadata={"read": read, "v1": v1})
 
 
 def _json(value):
@@ -171,10 +171,13 @@ def _tuple_of(read: Callable[[Any], T]) -> Callable[[Sequence], tuple[T, ...]]:
     return lambda values: tuple(read(v) for v in values)
 
 
-def _typed(listed) -> tuple[TypedConstraint, ...]:
-    if not isinstance(listed, list):
-        raise ValueError("meta.typed_constraints must be a list of {id, kwargs} objects")
-    return tuple(TypedConstraint.from_json(c) for c in listed)
+def _typed(key: str) -> Callable[[Any], tuple[TypedConstraint, ...]]:
+    """The reader of ``meta.<key>``: a list of typed constraints as ``{"id", "kwargs"}`` objects."""
+    def read(listed) -> tuple[TypedConstraint, ...]:
+        if not isinstance(listed, list):
+            raise ValueError(f"meta.{key} must be a list of {{id, kwargs}} objects")
+        return tuple(TypedConstraint.from_json(c) for c in listed)
+    return read
 
 
 # -- the pieces of provenance ------------------------------------------------------------------------
@@ -252,7 +255,7 @@ class ChainRound:
     new_requirements: tuple[str, ...] = _field(tuple)
     response: str = _field()
     finish_reason: str = _field()
-    typed: tuple[TypedConstraint, ...] = _field(_tuple_of(TypedConstraint.from_json), v1=())
+    typed: tuple[TypedConstraint, ...] = _field(_tuple_of(TypedConstraint.from_json), v1=(), default=())
     """``ecd.typed_format``: the round's new requirement as a typed constraint."""
 
     def to_json(self) -> dict:
@@ -342,10 +345,11 @@ class MuscCoarseProvenance(_MethodProvenance):
 
     source_instruction: str = _field()
     source_line: int | None = _field(v1=None)
-    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed, v1=None)
+    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed("typed_constraints"), v1=None)
     decomposition: Decomposition = _field(Decomposition.from_json)
     corruptions: tuple[Corruption, ...] = _field(_tuple_of(Corruption.from_json))
-    corrupted_typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed, v1=None)
+    corrupted_typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed("corrupted_typed_constraints"),
+                                                                             v1=None)
     """The typed constraints of the corrupted instruction (None for a seed without typed constraints)."""
     positive_instruction: str = _field()
     negative_instruction: str = _field()
@@ -366,7 +370,7 @@ class MuscFineProvenance(_MethodProvenance):
 
     source_instruction: str = _field()
     source_line: int | None = _field(v1=None)
-    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed, v1=None)
+    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed("typed_constraints"), v1=None)
     decomposition: Decomposition = _field(Decomposition.from_json)
     samples: tuple[JudgedSample, ...] = _field(_tuple_of(JudgedSample.from_json))
     typed_positions: tuple[int, ...] = _field(tuple, v1=())
@@ -391,7 +395,7 @@ class EcdProvenance(_MethodProvenance):
     seed_id: str = _field()
     source_instruction: str = _field()
     source_line: int | None = _field(v1=None)
-    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed, v1=None)
+    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed("typed_constraints"), v1=None)
     round: int = _field()
     """k: the round whose instruction is the prompt and whose answer is chosen."""
     negative_round: int = _field()
@@ -427,7 +431,7 @@ class ApcProvenance(_MethodProvenance):
     seed_id: str = _field()
     source_instruction: str = _field()
     source_line: int | None = _field(v1=None)
-    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed, v1=None)
+    typed_constraints: tuple[TypedConstraint, ...] | None = _field(_typed("typed_constraints"), v1=None)
     chosen_rank: int = _field()
     rejected_rank: int = _field()
     """Ranks in ``model.responders`` (0 = the strongest): chosen_rank < rejected_rank."""
@@ -473,7 +477,7 @@ class ForeignProvenance:
         if not isinstance(meta, Mapping):
             return cls(meta)
         listed = meta.get("typed_constraints")
-        return cls(dict(meta), None if listed is None else _typed(listed))
+        return cls(dict(meta), None if listed is None else _typed("typed_constraints")(listed))
 
 
 Provenance = MuscCoarseProvenance | MuscFineProvenance | EcdProvenance | ApcProvenance | ForeignProvenance
