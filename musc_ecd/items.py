@@ -1,8 +1,8 @@
 """Input items: prompts or seed instructions read from JSONL, CSV or a local ``datasets`` directory.
 
 A file's columns are mapped by ``data.prompt_field`` / ``data.id_field``. A malformed line never
-stops a run and is never dropped silently: it becomes a ``Reject`` with its line number and reason,
-and is counted in the summary.
+stops a run and is never dropped silently: it becomes a ``Reject`` (``musc_ecd.records``, re-exported
+here) with its line number and reason, and is counted in the summary.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musc_ecd.errors import DataError
+from musc_ecd.records import Reject  # moved to the data model; still importable from here
 
 
 @dataclass(frozen=True)
@@ -24,30 +25,6 @@ class Item:
     """1-based line (JSONL), row (CSV, after the header) or row index (datasets)."""
     fields: dict = field(default_factory=dict, compare=False)
     """The whole input row, kept for provenance (e.g. IFEval's instruction ids and kwargs)."""
-
-
-@dataclass(frozen=True)
-class Reject:
-    id: str
-    stage: str
-    reason: str
-    detail: str = ""
-    line: int | None = None
-    item_id: str | None = None
-    """Set when an item can have several records (e.g. one per ECD round): the item they belong to."""
-    judge: dict | None = None
-    """Counts of the judge verdicts given for this item before it was rejected (yes / no / unparsable), so a
-    summary's judge health covers every verdict, not only those of kept pairs."""
-
-    def to_json(self) -> dict:
-        record = {"id": self.id, "stage": self.stage, "reason": self.reason, "detail": self.detail}
-        if self.line is not None:
-            record["line"] = self.line
-        if self.item_id is not None:
-            record["item_id"] = self.item_id
-        if self.judge is not None:
-            record["judge"] = self.judge
-        return record
 
 
 def prompt_id(text: str) -> str:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from musc_ecd.constraints.typed import TypedConstraint, from_ifeval
 from musc_ecd.errors import DataError, UserError
+from musc_ecd.records import Pair
+from musc_ecd.records import message_text as message_text  # moved to records; still importable from here
 
 META_FIELD = "typed_constraints"
 SHARES = ("chosen_better", "tied", "reversed")
@@ -43,41 +45,23 @@ class PairVerdict:
         return "chosen_better" if difference > 0 else "reversed" if difference < 0 else "tied"
 
 
-def message_text(value, role: str) -> str:
-    """A TRL column's text: the string itself, or the content of the last message with ``role``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        messages = [m for m in value if isinstance(m, dict) and m.get("role") == role]
-        if messages and isinstance(messages[-1].get("content"), str):
-            return messages[-1]["content"]
-        raise ValueError(f"a conversation with no {role} message")
-    raise ValueError(f"expected a string or a list of messages, not {type(value).__name__}")
-
-
-def typed_constraints(record: dict) -> list[TypedConstraint]:
-    """The prompt's typed constraints (see the module docstring for where they are looked for)."""
+def typed_constraints(record: dict, pair: Pair | None = None) -> list[TypedConstraint]:
+    """The prompt's typed constraints (see the module docstring for where they are looked for); ``pair`` is
+    the record already read, when it is."""
     if "instruction_id_list" in record:
         return from_ifeval(record["instruction_id_list"], record.get("kwargs"))
-    meta = record.get("meta")
-    listed = meta.get(META_FIELD) if isinstance(meta, dict) else None
-    if listed is None:
-        return []
-    if not isinstance(listed, list):
-        raise ValueError(f"meta.{META_FIELD} must be a list of {{id, kwargs}} objects")
-    return [TypedConstraint.from_json(c) for c in listed]
+    pair = pair if pair is not None else Pair.from_json(record)
+    return list(pair.typed_constraints or ())
 
 
 def judge_pair(record: dict) -> PairVerdict | None:
     """Strict verdicts of chosen and rejected on the pair's constraints; None when it has none."""
-    # the columns are read first, so a malformed pair is an error whether or not it has constraints
-    prompt = message_text(record["prompt"], "user")
-    chosen, rejected = message_text(record["chosen"], "assistant"), message_text(record["rejected"], "assistant")
-    constraints = typed_constraints(record)
+    pair = Pair.from_json(record)  # the columns first: a malformed pair is an error whether or not it has constraints
+    constraints = typed_constraints(record, pair)
     if not constraints:
         return None
-    return PairVerdict(tuple(constraints), tuple(c.check(chosen, prompt) for c in constraints),
-                       tuple(c.check(rejected, prompt) for c in constraints))
+    return PairVerdict(tuple(constraints), tuple(c.check(pair.chosen, pair.prompt) for c in constraints),
+                       tuple(c.check(pair.rejected, pair.prompt) for c in constraints))
 
 
 def _shares(outcomes: list[str]) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from musc_ecd.config import load_config
 from musc_ecd.errors import DataError
 from musc_ecd.layout import RunLayout
+from musc_ecd.records import MuscCoarseProvenance, MuscFineProvenance, Pair
 from musc_ecd.store import read_jsonl, write_atomic
 
 
@@ -39,7 +40,7 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
         ids = completion_token_ids(tokenizer, pair["prompt"], pair[side])
         weights = pair.get(f"{side}_weights") or [1.0] * len(ids)
         sides[side] = [(tokenizer.decode([token]), weight) for token, weight in zip(ids, weights, strict=True)]
-    notes = _constraint_notes(pair.get("meta", {}))
+    notes = _constraint_notes(Pair.from_json(pair))
     prompt = pair["prompt"][-1]["content"] if isinstance(pair["prompt"], list) else pair["prompt"]
     page = _html(pair, prompt, sides, notes, w_max, source)
     target = layout.root / f"show-pair-{index}.html"
@@ -47,12 +48,14 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     return target, _terminal(prompt, sides, notes, w_max)
 
 
-def _constraint_notes(meta: dict) -> list[str]:
-    notes = [f"{c['operator']}: {c['original']}" + (f" → {c['new']}" if c.get("new") else "")
-             for c in meta.get("corruptions", [])]
-    notes += [f"violated: {c}" for c in meta.get("violated_constraints", [])]
-    if "weights" in meta:
-        notes.append(f"weights: {meta['weights']['scheme']}")
+def _constraint_notes(pair: Pair) -> list[str]:
+    provenance, notes = pair.provenance, []
+    if isinstance(provenance, MuscCoarseProvenance):
+        notes += [f"{c.operator}: {c.original}" + (f" → {c.new}" if c.new else "") for c in provenance.corruptions]
+    if isinstance(provenance, MuscFineProvenance):
+        notes += [f"violated: {c}" for c in provenance.violated_constraints]
+    if pair.weights is not None:
+        notes.append(f"weights: {pair.weights.scheme}")
     return notes
 
 

@@ -32,6 +32,7 @@ from musc_ecd.fingerprints import weights_fingerprint
 from musc_ecd.items import Item
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.precision import precision_record
+from musc_ecd.records import Pair
 from musc_ecd.stage import run_item_stage
 from musc_ecd.store import read_jsonl
 from musc_ecd.weights import bi_kl_per_token, edit_signal, entropy_per_token, kl_per_token, normalise, pmi_per_token
@@ -49,7 +50,7 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
         raise DataError(f"no pairs artifact at {source}; run `musc-ecd generate` first or set train.pairs")
     pairs = {pair["id"]: pair for pair in read_jsonl(source)}
     if scheme in NEEDS_NEGATIVE:
-        lacking = [pid for pid, pair in pairs.items() if not pair.get("meta", {}).get("negative_instruction")]
+        lacking = [pid for pid, pair in pairs.items() if not Pair.from_json(pair).negative_instruction]
         if lacking and cfg.train.weights_fallback == "none":
             raise ConfigError(f"config error: train.weights={scheme} compares each response under the full and the "
                               f"corrupted instruction, but {len(lacking)} pair(s) (e.g. {lacking[0]}) carry no "
@@ -98,7 +99,7 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
     plans = []
     for pair in pairs:
         chosen_scheme = scheme
-        if scheme in NEEDS_NEGATIVE and not pair.get("meta", {}).get("negative_instruction"):
+        if scheme in NEEDS_NEGATIVE and not Pair.from_json(pair).negative_instruction:
             chosen_scheme = cfg.train.weights_fallback
         ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
         plans.append((pair, chosen_scheme, ids))
@@ -131,7 +132,7 @@ def _conditions(pair: dict, scheme: str) -> list[list[dict]]:
     """The prompts each response is scored after: x_pos first, then x_neg or ∅ where the scheme needs one."""
     prompt = pair["prompt"] if isinstance(pair["prompt"], list) else [{"role": "user", "content": pair["prompt"]}]
     if scheme in NEEDS_NEGATIVE:
-        return [prompt, [{"role": "user", "content": pair["meta"]["negative_instruction"]}]]
+        return [prompt, [{"role": "user", "content": Pair.from_json(pair).negative_instruction}]]
     if scheme == "pmi":
         return [prompt, [{"role": "user", "content": ""}]]
     return [prompt]

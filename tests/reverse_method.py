@@ -26,7 +26,8 @@ def reverse(pair: dict) -> dict:
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
-    return {**musc_coarse.summarize(pairs, rejects), "method": METHOD}
+    """Its pairs are not MuSC coarse ones any more (their provenance is foreign to the records): count them."""
+    return {"method": METHOD, "yield_per_stage": {"seeds": len(pairs) + len(rejects), "pairs": len(pairs)}}
 
 
 SPEC = Method(METHOD, build=build, sections=musc_coarse.SPEC.sections, roles=musc_coarse.roles, summarize=summarize)

@@ -44,6 +44,13 @@ class Corruption:
             record.update(typed_original=self.typed_original, typed_new=self.typed_new)
         return record
 
+    @classmethod
+    def from_json(cls, record: dict) -> Corruption:
+        """The inverse of ``to_json``; fields added over time (``fallback_reason``, the typed ones) may be absent."""
+        return cls(record["index"], record["operator"], record["original"], record.get("new"),
+                   record.get("fallback_from"), record.get("fallback_reason"), record.get("typed_original"),
+                   record.get("typed_new"))
+
 
 def corruption_count(n: int, drop_ratio: float, keep_first: bool) -> int:
     """k = max(1, round(drop_ratio · n)), capped by how many constraints may be touched."""

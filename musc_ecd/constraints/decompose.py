@@ -40,6 +40,10 @@ class Decomposition:
     def to_json(self) -> dict:
         return {"constraints": list(self.constraints), "input": self.input, "source": self.source}
 
+    @classmethod
+    def from_json(cls, record: dict) -> Decomposition:
+        return cls(tuple(record["constraints"]), record.get("input"), record["source"])
+
 
 def decompose_request(instruction: str) -> list[dict]:
     return load_template("decompose").chat(instruction=instruction.strip())

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
-from musc_ecd.items import Item, Reject
-from musc_ecd.methods.base import RoleUse, is_degenerate, seed_typed_constraints
+from musc_ecd.items import Item
+from musc_ecd.methods.base import RoleUse, seed_typed_constraints
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.records import ApcProvenance, BySide, Pair, Reject, make_pair, pair_problem, provenances
 from musc_ecd.registry import Extra, Method
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
 
@@ -78,7 +79,7 @@ class Apc:
                         rejects.append(Reject(pair_id, "pairs", reason, f"responders {i} and {j}", item.line,
                                               item.id).to_json())
                     else:
-                        pairs.append(self._pair(item, pair_id, texts, i, j))
+                        pairs.append(self._pair(item, pair_id, texts, i, j).to_json())
         return pairs, rejects
 
     def respond(self, items: list[Item]) -> list[list[tuple[str, str]]]:
@@ -89,31 +90,25 @@ class Apc:
             out.append([(s[0].text.strip(), s[0].finish_reason) for s in samples])
         return out
 
-    def _pair(self, item: Item, pair_id: str, texts: list[tuple[str, str]], i: int, j: int) -> dict:
+    def _pair(self, item: Item, pair_id: str, texts: list[tuple[str, str]], i: int, j: int) -> Pair:
+        """The stronger responder's answer (rank i < j) is chosen."""
         specs = self.models.responder_specs
-        return {
-            "id": pair_id,
-            "item_id": item.id,
-            "prompt": [{"role": "user", "content": item.prompt}],
-            "chosen": [{"role": "assistant", "content": texts[i][0]}],
-            "rejected": [{"role": "assistant", "content": texts[j][0]}],
-            "difficulty": difficulty(self.strengths, i, j),
-            "meta": {
-                "method": METHOD,
-                "seed_id": item.id,
-                "source_instruction": item.prompt,
-                "source_line": item.line,
-                "typed_constraints": seed_typed_constraints(item),
-                "chosen_rank": i,
-                "rejected_rank": j,
-                "strengths": {"chosen": self.strengths[i], "rejected": self.strengths[j]},
-                "models": {"policy": self.models.spec("policy"), "chosen": specs[i], "rejected": specs[j]},
-                "finish_reasons": {"chosen": texts[i][1], "rejected": texts[j][1]},
-                **sft_target(texts, specs),
-                "sampling": {"chosen": self._params(i).to_json(), "rejected": self._params(j).to_json()},
-                "seed": self.cfg.seed,
-            },
-        }
+        provenance = ApcProvenance(
+            seed_id=item.id,
+            source_instruction=item.prompt,
+            source_line=item.line,
+            typed_constraints=seed_typed_constraints(item),
+            chosen_rank=i,
+            rejected_rank=j,
+            strengths=BySide(self.strengths[i], self.strengths[j]),
+            models={"policy": self.models.spec("policy"), "chosen": specs[i], "rejected": specs[j]},
+            finish_reasons=BySide(texts[i][1], texts[j][1]),
+            **sft_target(texts, specs),
+            sampling=BySide(self._params(i).to_json(), self._params(j).to_json()),
+            seed=self.cfg.seed,
+        )
+        return make_pair(pair_id, item.prompt, texts[i][0], texts[j][0], difficulty(self.strengths, i, j), provenance,
+                         item_id=item.id)
 
     def _params(self, rank: int) -> SamplingParams:
         """``generation.*`` (stop strings, top_p, defaults), with this responder's temperature and budget."""
@@ -134,15 +129,8 @@ def sft_target(texts: list[tuple[str, str]], specs: list[str]) -> dict:
 
 
 def _pair_problem(chosen: str, rejected: str) -> str:
-    if not chosen:
-        return "empty_chosen"
-    if not rejected:
-        return "empty_rejected"
-    if chosen == rejected:
-        return "identical_responses"
-    if is_degenerate(chosen):  # a looping weaker answer is a true negative; a looping stronger one is no target
-        return "degenerate_chosen"
-    return ""
+    """APC's reject reason for two answers ("" = none): ``records.pair_problem``'s names, as they are."""
+    return pair_problem(chosen, rejected) or ""
 
 
 def roles(cfg: Config) -> list[RoleUse]:
@@ -158,12 +146,14 @@ def write_extras(stage_dir: Path) -> Path:
     """``sft.jsonl``: one conversation per seed with the strongest responder's answer (from the pairs)."""
     target = stage_dir / "sft.jsonl"
     seen: dict[str, dict] = {}
-    for pair in read_jsonl(stage_dir / "pairs.jsonl"):
-        meta = pair["meta"]
-        if not meta.get("sft_target"):
+    for row in read_jsonl(stage_dir / "pairs.jsonl"):
+        pair = Pair.from_json(row)
+        provenance = pair.provenance
+        if not isinstance(provenance, ApcProvenance) or not provenance.sft_target:
             continue
-        seen.setdefault(meta["seed_id"], {"id": meta["seed_id"], "messages": [
-            *pair["prompt"], {"role": "assistant", "content": meta["sft_target"]}], "model": meta["sft_model"]})
+        seen.setdefault(provenance.seed_id, {"id": provenance.seed_id, "messages": [
+            {"role": "user", "content": pair.prompt}, {"role": "assistant", "content": provenance.sft_target}],
+            "model": provenance.sft_model})
     write_jsonl_atomic(target, list(seen.values()))
     return target
 
@@ -171,15 +161,16 @@ def write_extras(stage_dir: Path) -> Path:
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     seeds = {item_id(record) for record in (*pairs, *rejects)}
     levels = Counter(p["difficulty"] for p in pairs)
+    made = provenances(pairs, ApcProvenance)
     return {
         "method": METHOD,
-        "yield_per_stage": {"seeds": len(seeds), "seeds_with_pairs": len({p["meta"]["seed_id"] for p in pairs}),
+        "yield_per_stage": {"seeds": len(seeds), "seeds_with_pairs": len({p.seed_id for p in made}),
                             "pairs": len(pairs)},
         "pairs_per_difficulty": {str(level): levels[level] for level in sorted(levels)},
-        "pairs_per_rank_gap": dict(sorted(Counter(str(p["meta"]["rejected_rank"] - p["meta"]["chosen_rank"])
-                                                  for p in pairs).items())),
-        "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
-        "truncated_responses": sum(1 for p in pairs for f in p["meta"]["finish_reasons"].values() if f == "length"),
+        "pairs_per_rank_gap": dict(sorted(Counter(str(p.rank_gap) for p in made).items())),
+        "rejects_by_reason": dict(Counter(Reject.from_json(r).reason for r in rejects)),
+        "truncated_responses": sum(1 for p in made for f in (p.finish_reasons.chosen, p.finish_reasons.rejected)
+                                   if f == "length"),
     }
 
 

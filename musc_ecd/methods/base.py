@@ -8,9 +8,12 @@ from dataclasses import dataclass, replace
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
 from musc_ecd.constraints.seeded import CHECKERS, seed_constraints, seed_typed
+from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.items import Reject
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
+from musc_ecd.records import DEGENERATE_RATIO as DEGENERATE_RATIO  # re-exported: is_degenerate moved to records
+from musc_ecd.records import is_degenerate as is_degenerate
 
 
 @dataclass(frozen=True)
@@ -78,26 +81,11 @@ class ConstraintPairBuilder:
         self.rejects.append(Reject(w.item.id, stage, reason, detail, w.item.line, judge=judge))
 
 
-DEGENERATE_RATIO = 0.25
-"""An answer of 80+ characters that zlib compresses below this share of its size is degenerate repetition
-("Mmmmmm…", one line pasted five times); English prose compresses to about 0.45–0.6."""
-
-
-def is_degenerate(text: str) -> bool:
-    """Repetition that makes an answer worthless as ``chosen`` (small models loop). A looping ``rejected``
-    answer is kept: the label is still right. ECD ends a chain at one, since R^k is next round's negative
-    *and* this round's chosen."""
-    import zlib
-
-    data = text.encode()
-    return len(data) >= 80 and len(zlib.compress(data, 9)) / len(data) < DEGENERATE_RATIO
-
-
-def seed_typed_constraints(item) -> list[dict] | None:
-    """The seed's typed constraints as the pairs' ``meta.typed_constraints``: they are constraints of every
-    prompt built from the seed, so the label audit can score chosen and rejected on them."""
+def seed_typed_constraints(item) -> tuple[TypedConstraint, ...] | None:
+    """The seed's typed constraints, for the pairs' provenance (``typed_constraints``): they are constraints of
+    every prompt built from the seed, so the label audit can score chosen and rejected on them."""
     typed = seed_typed(item)
-    return None if typed is None else [c.to_json() for c in typed]
+    return None if typed is None else tuple(typed)
 
 
 def item_seed(seed: int, item_id: str, stage: str) -> int:

@@ -53,10 +53,9 @@ from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, seed_typed
 from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.constraints.typed_evolution import draw_requirement
 from musc_ecd.errors import ConfigError
-from musc_ecd.items import Item, Reject
+from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     RoleUse,
-    is_degenerate,
     item_seed,
     judge_uses,
     model_judge,
@@ -65,6 +64,18 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import SamplingParams, params_from_config
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.records import (
+    ChainRound,
+    EcdProvenance,
+    EcdRoles,
+    JudgeVerdicts,
+    Pair,
+    Reject,
+    is_degenerate,
+    make_pair,
+    pair_problem,
+    provenances,
+)
 from musc_ecd.registry import Method
 from musc_ecd.store import item_id
 
@@ -85,10 +96,9 @@ class Round:
     typed: tuple[TypedConstraint, ...] = ()
     """``ecd.typed_format``: the round's new requirement as a typed constraint (judged by code)."""
 
-    def to_json(self, index: int) -> dict:
-        return {"round": index, "instruction": self.instruction, "operation": str(self.operation or "seed"),
-                "new_requirements": list(self.new_requirements), "response": self.response,
-                "finish_reason": self.finish_reason, "typed": [c.to_json() for c in self.typed]}
+    def record(self, index: int) -> ChainRound:
+        return ChainRound(index, self.instruction, str(self.operation or "seed"), tuple(self.new_requirements),
+                          self.response, self.finish_reason, tuple(self.typed))
 
 
 @dataclass
@@ -125,7 +135,7 @@ class Ecd:
             answered = self.respond(grown, round_index=k)
             if self.opts.judge_filter:
                 self.judge(answered, k)
-        pairs = [pair for c in chains for pair in self.pairs(c)]
+        pairs = [pair.to_json() for c in chains for pair in self.pairs(c)]
         return pairs, [r.to_json() for r in self.rejects]
 
     # -- the steps ---------------------------------------------------------------------------------
@@ -209,59 +219,55 @@ class Ecd:
                 self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", "previous_answer_satisfies",
                                            f"the judge found R^{k - 1} already meets: "
                                            f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id,
-                                           judge=verdict_counts(current.judge_verdicts)))
+                                           judge=verdict_counts(current.judge_verdicts), round=k))
 
-    def pairs(self, chain: Chain) -> list[dict]:
+    def pairs(self, chain: Chain) -> list[Pair]:
+        """For each round k: (I^k, R^k ≻ R^{k-1}) and, with ``ecd.older_negatives``, (I^k, R^k ≻ R^j), j < k-1."""
         out = []
         for k in range(1, len(chain.rounds)):
             negatives = [k - 1] if not chain.rounds[k].negative_already_satisfies else []
             if self.opts.older_negatives:
                 negatives += range(k - 2, -1, -1)
             for j in negatives:
-                if chain.rounds[k].response == chain.rounds[j].response:  # no preference to learn
+                # R^k is never empty or looping (respond ends the chain at one): identical is what is left to find
+                problem = pair_problem(chain.rounds[k].response, chain.rounds[j].response)
+                if problem is not None:  # no preference to learn
                     verdicts = verdict_counts(chain.rounds[k].judge_verdicts) if j == k - 1 else None
-                    self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", "identical_responses",
-                                               f"R^{k} equals R^{j}", chain.item.line, chain.item.id, judge=verdicts))
+                    detail = f"R^{k} equals R^{j}" if problem == "identical_responses" else f"R^{k} over R^{j}"
+                    self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", problem, detail, chain.item.line,
+                                               chain.item.id, judge=verdicts, round=k))
                 else:
                     out.append(self._pair(chain, k, j))
         return out
 
     # -- records -----------------------------------------------------------------------------------
 
-    def _pair(self, chain: Chain, k: int, j: int) -> dict:
+    def _pair(self, chain: Chain, k: int, j: int) -> Pair:
+        """prompt I^k, chosen R^k, rejected R^j (j < k); difficulty 1/(k-j): the previous round's is the hardest."""
         current, negative = chain.rounds[k], chain.rounds[j]
-        return {
-            "id": _pair_id(chain, k, j),
-            "item_id": chain.item.id,
-            "prompt": [{"role": "user", "content": current.instruction}],
-            "chosen": [{"role": "assistant", "content": current.response}],
-            "rejected": [{"role": "assistant", "content": negative.response}],
-            "difficulty": round(1.0 / (k - j), 4),
-            "meta": {
-                "method": METHOD,
-                "seed_id": chain.item.id,
-                "source_instruction": chain.item.prompt,
-                "source_line": chain.item.line,
-                "typed_constraints": prompt_typed(chain, k),
-                "round": k,
-                "negative_round": j,
-                "operation": str(current.operation),
-                "new_requirements": list(current.new_requirements),
-                "negative_instruction": negative.instruction,
-                "chain": [r.to_json(i) for i, r in enumerate(chain.rounds[: k + 1])],
-                "evolve_raw": current.evolve_raw,
-                "judge": {"verdicts": current.judge_verdicts, "raw": current.judge_raw} if j == k - 1 else None,
-                "roles": {"evolver": self.opts.evolver, "responder": self.opts.responder,
-                          "self_based": self.models.is_self(self.opts.evolver)
-                          and self.models.is_self(self.opts.responder)},
-                "models": {"policy": self.models.spec("policy"), "evolver": self.models.spec(self.opts.evolver),
-                           "responder": self.models.spec(self.opts.responder), "judge": self.models.spec("judge")},
-                "sampling": {step: self._params(step).to_json() for step in ("evolve", "respond", "judge")},
-                "seed": self.cfg.seed,
-                "templates": {name: load_template(name).sha for name in
-                              (current.operation.template, "judge")},
-            },
-        }
+        provenance = EcdProvenance(
+            seed_id=chain.item.id,
+            source_instruction=chain.item.prompt,
+            source_line=chain.item.line,
+            typed_constraints=prompt_typed(chain, k),
+            round=k,
+            negative_round=j,
+            operation=str(current.operation),
+            new_requirements=tuple(current.new_requirements),
+            negative_instruction=negative.instruction,
+            chain=tuple(r.record(i) for i, r in enumerate(chain.rounds[: k + 1])),
+            evolve_raw=current.evolve_raw,
+            judge=JudgeVerdicts(tuple(current.judge_verdicts), tuple(current.judge_raw)) if j == k - 1 else None,
+            roles=EcdRoles(self.opts.evolver, self.opts.responder,
+                           self.models.is_self(self.opts.evolver) and self.models.is_self(self.opts.responder)),
+            models={"policy": self.models.spec("policy"), "evolver": self.models.spec(self.opts.evolver),
+                    "responder": self.models.spec(self.opts.responder), "judge": self.models.spec("judge")},
+            sampling={step: self._params(step).to_json() for step in ("evolve", "respond", "judge")},
+            seed=self.cfg.seed,
+            templates={name: load_template(name).sha for name in (current.operation.template, "judge")},
+        )
+        return make_pair(_pair_id(chain, k, j), current.instruction, current.response, negative.response,
+                         1.0 / (k - j), provenance, item_id=chain.item.id)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -277,7 +283,8 @@ class Ecd:
 
     def _end(self, chain: Chain, k: int, stage: str, reason: str, detail: str) -> None:
         chain.alive = False
-        self.rejects.append(Reject(f"{chain.item.id}#r{k}", stage, reason, detail, chain.item.line, chain.item.id))
+        self.rejects.append(Reject(f"{chain.item.id}#r{k}", stage, reason, detail, chain.item.line, chain.item.id,
+                                   round=k))
 
     def _params(self, step: str) -> SamplingParams:
         o = self.opts
@@ -309,10 +316,10 @@ def chain_typed(chain: Chain) -> list[TypedConstraint]:
     return (seed_typed(chain.item) or []) + [c for r in chain.rounds for c in r.typed]
 
 
-def prompt_typed(chain: Chain, k: int) -> list[dict] | None:
+def prompt_typed(chain: Chain, k: int) -> tuple[TypedConstraint, ...] | None:
     """The typed constraints of I^k (the pair's prompt): the seed's and those added in rounds 1..k."""
-    seed = seed_typed_constraints(chain.item) or []
-    added = [c.to_json() for r in chain.rounds[1 : k + 1] for c in r.typed]
+    seed = seed_typed_constraints(chain.item) or ()
+    added = tuple(c for r in chain.rounds[1 : k + 1] for c in r.typed)
     return (seed + added) or None
 
 
@@ -350,26 +357,27 @@ def build(models: ModelRoles, cfg: Config) -> Ecd:
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     """Chains reaching each round, reject reasons per step, operations used, pairs per round."""
     seeds = {item_id(record) for record in (*pairs, *rejects)}
+    made = provenances(pairs, EcdProvenance)
+    rejected = [Reject.from_json(r) for r in rejects]
     deepest: dict[str, int] = {}
-    for p in pairs:
-        deepest[p["meta"]["seed_id"]] = max(deepest.get(p["meta"]["seed_id"], 0), p["meta"]["round"])
-    for r in rejects:
-        if r["stage"] == "judge":  # the round itself succeeded; only its hard pair was dropped
-            seed, k = r["item_id"], int(r["id"].rsplit("#r", 1)[1])
-            deepest[seed] = max(deepest.get(seed, 0), k)
+    for p in made:
+        deepest[p.seed_id] = max(deepest.get(p.seed_id, 0), p.round)
+    for r in rejected:
+        if r.stage == "judge" and r.round is not None:  # the round itself succeeded; only its hard pair was dropped
+            deepest[r.item_id] = max(deepest.get(r.item_id, 0), r.round)
     rounds = max([0, *deepest.values()])
-    hard = [p for p in pairs if p["meta"]["negative_round"] == p["meta"]["round"] - 1]
+    hard = [p for p in made if p.hard_negative]
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": len(seeds), **{f"round_{k}": sum(1 for d in deepest.values() if d >= k)
                                                    for k in range(1, rounds + 1)}, "pairs": len(pairs)},
-        "pairs_per_round": dict(sorted(Counter(p["meta"]["round"] for p in pairs).items())),
+        "pairs_per_round": dict(sorted(Counter(p.round for p in made).items())),
         "hard_negative_pairs": len(hard),
-        "operations": dict(Counter(p["meta"]["operation"] for p in hard)),
-        "rejects_by_step": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
+        "operations": dict(Counter(p.operation for p in hard)),
+        "rejects_by_step": dict(Counter(f"{r.stage}:{r.reason}" for r in rejected)),
         "operations_available": len(all_operations()),
-        "judge": judge_health(add_counts(*(verdict_counts((p["meta"].get("judge") or {}).get("verdicts", []))
-                                           for p in hard), *(r.get("judge") for r in rejects)),
+        "judge": judge_health(add_counts(*(verdict_counts(p.judge.verdicts if p.judge else []) for p in hard),
+                                         *(r.judge for r in rejected)),
                               METHOD, "a larger ecd.judge_max_tokens, ecd.judge_stop, a stronger model.judge, or "
                               "ecd.judge_filter=false"),
     }

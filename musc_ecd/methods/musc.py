@@ -22,6 +22,7 @@ from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge
 from musc_ecd.models.generator import Generator
 from musc_ecd.models.rendezvous import Rendezvous
 from musc_ecd.models.roles import ModelRoles
+from musc_ecd.records import Pair, Reject
 from musc_ecd.registry import Method
 from musc_ecd.store import item_id
 
@@ -65,17 +66,21 @@ def build(models: ModelRoles, cfg: Config) -> Musc:
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
-    by_method = Counter(p["meta"]["method"] for p in pairs)
-    lost = Counter(r["stage"] for r in rejects)
+    methods = [Pair.from_json(p).method for p in pairs]
+    by_method = Counter(methods)
+    coarse_pairs = [p for p, method in zip(pairs, methods, strict=True) if method == musc_coarse.METHOD]
+    fine_pairs = [p for p, method in zip(pairs, methods, strict=True) if method == musc_fine.METHOD]
+    rejected = [Reject.from_json(r) for r in rejects]
+    lost = Counter(r.stage for r in rejected)
     seeds = len({item_id(record) for record in (*pairs, *rejects)})
     decomposed = seeds - lost["load"] - lost["decompose"]
-    coarse = musc_coarse.summarize([p for p in pairs if p["meta"]["method"] == musc_coarse.METHOD], [])
-    fine = musc_fine.summarize([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD], [])
+    coarse = musc_coarse.summarize(coarse_pairs, [])
+    fine = musc_fine.summarize(fine_pairs, [])
     # One judge account over both builders, kept pairs and rejected items alike (the parts see only pairs).
     coarse.pop("judge_filter"), fine.pop("judge")
-    fine_verdicts = musc_fine.model_verdicts([p for p in pairs if p["meta"]["method"] == musc_fine.METHOD])
+    fine_verdicts = musc_fine.model_verdicts(fine_pairs)
     every_verdict = add_counts(verdict_counts(fine_verdicts), musc_coarse.filter_verdicts(pairs, rejects),
-                               *(r.get("judge") for r in rejects if r.get("stage") in ("select", "correct")))
+                               *(r.judge for r in rejected if r.stage in ("select", "correct")))
     return {
         "method": METHOD,
         # One funnel over both builders: coarse items are lost at recombine/filter, fine ones at select/correct.
@@ -86,8 +91,8 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "fine": fine,
         "judge": judge_health(every_verdict, METHOD, "larger musc_fine.judge_max_tokens / musc.judge_max_tokens, "
                               "their judge_stop, or a stronger model.judge"),
-        "rejected_by_stage": dict(Counter(r["stage"] for r in rejects)),
-        "rejected_by_reason": dict(Counter(f"{r['stage']}:{r['reason']}" for r in rejects)),
+        "rejected_by_stage": dict(Counter(r.stage for r in rejected)),
+        "rejected_by_reason": dict(Counter(f"{r.stage}:{r.reason}" for r in rejected)),
     }
 
 

@@ -48,11 +48,11 @@ from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, corrupt_typed
+from musc_ecd.constraints.typed import TypedConstraint
 from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
     RoleUse,
-    is_degenerate,
     item_seed,
     judge_uses,
     model_judge,
@@ -61,6 +61,16 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.records import (
+    BySide,
+    CoarseJudgeFilter,
+    MuscCoarseProvenance,
+    Pair,
+    Reject,
+    make_pair,
+    pair_problem,
+    provenances,
+)
 from musc_ecd.registry import Method
 
 METHOD = "musc_coarse"
@@ -102,7 +112,7 @@ class MuscCoarse(ConstraintPairBuilder):
         work = self.recombine(work)
         work = self.respond(work)
         work = self.filter_pairs(work)
-        return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
+        return [self.pair(w).to_json() for w in work], [r.to_json() for r in self.rejects]
 
     # -- the steps (decompose: ConstraintPairBuilder) -----------------------------------------
 
@@ -164,16 +174,17 @@ class MuscCoarse(ConstraintPairBuilder):
         return work
 
     def filter_pairs(self, work: list[_Work]) -> list[_Work]:
+        # this method's reject reason (and detail) for each pair problem
+        reasons = {"empty_chosen": ("empty_response", "chosen"), "empty_rejected": ("empty_response", "rejected"),
+                   "identical_responses": ("identical_responses", ""), "degenerate_chosen": ("degenerate_response",
+                                                                                             "chosen")}
         kept = []
         for w in work:
-            if not w.chosen or not w.rejected:
-                self._reject(w, "filter", "empty_response", "chosen" if not w.chosen else "rejected")
-            elif w.chosen == w.rejected:
-                self._reject(w, "filter", "identical_responses")
-            elif is_degenerate(w.chosen):  # a looping rejected answer is still a true negative; a looping chosen is not
-                self._reject(w, "filter", "degenerate_response", "chosen")
-            else:
+            problem = pair_problem(w.chosen, w.rejected)
+            if problem is None:
                 kept.append(w)
+            else:
+                self._reject(w, "filter", *reasons[problem])
         if not self.opts.self_judge_filter or not kept:
             return kept
         if self.code_judge:
@@ -224,35 +235,34 @@ class MuscCoarse(ConstraintPairBuilder):
 
     # -- records -------------------------------------------------------------------------------
 
-    def pair(self, w: _Work) -> dict:
-        return {
-            "id": w.item.id,
-            "prompt": [{"role": "user", "content": w.item.prompt}],
-            "chosen": [{"role": "assistant", "content": w.chosen}],
-            "rejected": [{"role": "assistant", "content": w.rejected}],
-            "difficulty": round(1.0 / len(w.corruptions), 4),
-            "meta": {
-                "method": METHOD,
-                "source_instruction": w.item.prompt,
-                "source_line": w.item.line,
-                "typed_constraints": seed_typed_constraints(w.item),
-                "decomposition": w.decomposition.to_json(),
-                "corruptions": [c.to_json() for c in w.corruptions],
-                "corrupted_typed_constraints": corrupted_typed(w),
-                "positive_instruction": w.positive,
-                "negative_instruction": w.negative,
-                "finish_reasons": w.finish,
-                "judge_filter": ({"verdicts": w.judge_verdicts, "raw": w.judge_raw, "code": w.code_verdicts,
-                                  "model": CHECKERS if w.decided_by_code else getattr(self.judge_generator, "name",
-                                                                                       None)}
-                                 if self.opts.self_judge_filter else None),
-                "models": {"policy": self.generator.name},
-                "sampling": {stage: self._params(stage).to_json() for stage in
-                             ("decompose", "rewrite", "recombine", "respond")},
-                "seed": self.cfg.seed,
-                "templates": {name: load_template(name).sha for name in TEMPLATES},
-            },
-        }
+    def pair(self, w: _Work) -> Pair:
+        """prompt = the original instruction, chosen = the answer to the intact recombination (``positive``),
+        rejected = the answer to the corrupted one (``negative``)."""
+        judge_filter = None
+        if self.opts.self_judge_filter:
+            code = None if w.code_verdicts is None else BySide(tuple(w.code_verdicts["chosen"]),
+                                                               tuple(w.code_verdicts["rejected"]))
+            judge_filter = CoarseJudgeFilter(tuple(w.judge_verdicts), tuple(w.judge_raw), code,
+                                             CHECKERS if w.decided_by_code else getattr(self.judge_generator, "name",
+                                                                                        None))
+        provenance = MuscCoarseProvenance(
+            source_instruction=w.item.prompt,
+            source_line=w.item.line,
+            typed_constraints=seed_typed_constraints(w.item),
+            decomposition=w.decomposition,
+            corruptions=tuple(w.corruptions),
+            corrupted_typed_constraints=corrupted_typed(w),
+            positive_instruction=w.positive,
+            negative_instruction=w.negative,
+            finish_reasons=BySide(w.finish["chosen"], w.finish["rejected"]),
+            judge_filter=judge_filter,
+            models={"policy": self.generator.name},
+            sampling={stage: self._params(stage).to_json() for stage in ("decompose", "rewrite", "recombine",
+                                                                          "respond")},
+            seed=self.cfg.seed,
+            templates={name: load_template(name).sha for name in TEMPLATES},
+        )
+        return make_pair(w.item.id, w.item.prompt, w.chosen, w.rejected, 1.0 / len(w.corruptions), provenance)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -278,29 +288,30 @@ class MuscCoarse(ConstraintPairBuilder):
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     """Counts per stage and reason, operator use, fallback rates, mean constraints per instruction."""
     items = len(pairs) + len(rejects)
-    lost = Counter(r["stage"] for r in rejects)
+    lost = Counter(r.stage for r in map(Reject.from_json, rejects))
     decomposed = items - lost["load"] - lost["decompose"]
     recombined = decomposed - lost["recombine"]
-    corruptions = [c for p in pairs for c in p["meta"]["corruptions"]]
-    sources = Counter(p["meta"]["decomposition"]["source"] for p in pairs)
-    sizes = [len(p["meta"]["decomposition"]["constraints"]) for p in pairs]
+    made = provenances(pairs, MuscCoarseProvenance)
+    corruptions = [c for p in made for c in p.corruptions]
+    sources = Counter(p.decomposition.source for p in made)
+    sizes = [len(p.decomposition.constraints) for p in made]
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": items, "decomposed": decomposed, "recombined": recombined,
                             "responded_and_filtered": len(pairs)},
-        "operators": dict(Counter(c["operator"] for c in corruptions)),
-        "rewrite_fallbacks_to_drop": sum(1 for c in corruptions if c["fallback_from"]),
-        "rewrites_copying_a_demonstration": sum(1 for c in corruptions
-                                                if c.get("fallback_reason") == "copied_demonstration"),
+        "operators": dict(Counter(c.operator for c in corruptions)),
+        "rewrite_fallbacks_to_drop": sum(1 for c in corruptions if c.fallback_from),
+        "rewrites_copying_a_demonstration": sum(1 for c in corruptions if c.fallback_reason == "copied_demonstration"),
         "decomposition_fallback_rate": round(sources["spacy_fallback"] / len(pairs), 3) if pairs else 0.0,
         "mean_constraints_per_instruction": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
-        "truncated_responses": sum(1 for p in pairs for f in p["meta"]["finish_reasons"].values() if f == "length"),
+        "truncated_responses": sum(1 for p in made for f in (p.finish_reasons.chosen, p.finish_reasons.rejected)
+                                   if f == "length"),
         "judge_filter": judge_health(filter_verdicts(pairs, rejects), METHOD,
                                      "a larger musc.judge_max_tokens, musc.judge_stop, or a stronger model.judge"),
     }
 
 
-def corrupted_typed(w: _Work) -> list[dict] | None:
+def corrupted_typed(w: _Work) -> tuple[TypedConstraint, ...] | None:
     """The typed constraints of the corrupted instruction (None for a seed without typed constraints)."""
     if not w.typed_at:
         return None
@@ -309,16 +320,18 @@ def corrupted_typed(w: _Work) -> list[dict] | None:
     for index, typed in sorted(w.typed_at.items()):
         corruption = by_index.get(index)
         if corruption is None:
-            out.append(typed.to_json())
+            out.append(typed)
         elif corruption.typed_new is not None:
-            out.append(corruption.typed_new)
-    return out
+            out.append(TypedConstraint.from_json(corruption.typed_new))
+    return tuple(out)
 
 
 def filter_verdicts(pairs: list[dict], rejects: list[dict]) -> dict:
     """Every verdict of the self-judge filter: on kept pairs and on the items it rejected."""
-    kept = [verdict_counts((p["meta"].get("judge_filter") or {}).get("verdicts", [])) for p in pairs]
-    return add_counts(*kept, *(r.get("judge") for r in rejects if r.get("stage") == "filter"))
+    made = [Pair.from_json(p).provenance for p in pairs]  # the full method's fine pairs have no filter: skipped
+    kept = [verdict_counts(p.judge_filter.verdicts) for p in made
+            if isinstance(p, MuscCoarseProvenance) and p.judge_filter is not None]
+    return add_counts(*kept, *(r.judge for r in map(Reject.from_json, rejects) if r.stage == "filter"))
 
 
 def roles(cfg: Config) -> list[RoleUse]:

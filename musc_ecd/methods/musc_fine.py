@@ -36,7 +36,6 @@ from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
     RoleUse,
-    is_degenerate,
     judge_uses,
     model_judge,
     seed_typed_constraints,
@@ -44,6 +43,7 @@ from musc_ecd.methods.base import (
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
+from musc_ecd.records import JudgedSample, MuscFineProvenance, Pair, Reject, make_pair, pair_problem, provenances
 from musc_ecd.registry import Method
 
 METHOD = "musc_fine"
@@ -104,7 +104,7 @@ class MuscFine(ConstraintPairBuilder):
         work = self.correct(work)
         if self.code_judge:
             work = self.verify(work)
-        return [self.pair(w) for w in work], [r.to_json() for r in self.rejects]
+        return [self.pair(w).to_json() for w in work], [r.to_json() for r in self.rejects]
 
     def sample(self, work: list[_Work]) -> list[_Work]:
         outputs = self.generator.generate([[{"role": "user", "content": w.item.prompt}] for w in work],
@@ -164,8 +164,9 @@ class MuscFine(ConstraintPairBuilder):
         for w, samples in zip(work, outputs, strict=True):
             w.correction_raw = samples[0].text
             revision, reason = parse_revision(samples[0].text, w.samples[w.worst], self.opts.min_revision_kept)
-            if revision is not None and is_degenerate(revision):
-                revision, reason = None, "degenerate_response"
+            problem = None if revision is None else pair_problem(revision, w.samples[w.worst])
+            if problem is not None:  # parse_revision leaves only a looping revision (degenerate_chosen) to find
+                revision, reason = None, {"degenerate_chosen": "degenerate_response"}.get(problem, problem)
             detail = f"kept {kept_share(w.samples[w.worst], samples[0].text):.2f} of the answer's words"
             if revision is not None:
                 w.revision = w.chosen = revision
@@ -202,8 +203,8 @@ class MuscFine(ConstraintPairBuilder):
                 kept.append(w)
                 continue
             best = max(range(len(w.samples)), key=lambda i: (w.typed_passed[i], w.scores[i], -i))
-            if (self.opts.best_sample_fallback and w.typed_passed[best] > rejected_passed and w.samples[best]
-                    and not is_degenerate(w.samples[best])):
+            if (self.opts.best_sample_fallback and w.typed_passed[best] > rejected_passed
+                    and pair_problem(w.samples[best], w.samples[w.worst]) is None):
                 w.chosen, w.chosen_source = w.samples[best], BEST_SAMPLE
                 w.revision_rejected = failed[0] if failed is not None else "revision_not_verified"
                 kept.append(w)
@@ -221,41 +222,32 @@ class MuscFine(ConstraintPairBuilder):
         return verdict_counts(v for verdicts, judged in zip(w.verdicts, w.judged_by, strict=True)
                               for v, by in zip(verdicts, judged, strict=True) if by == JUDGED_BY_MODEL)
 
-    def pair(self, w: _Work) -> dict:
-        return {
-            "id": w.item.id,
-            "prompt": [{"role": "user", "content": w.item.prompt}],
-            "chosen": [{"role": "assistant", "content": w.chosen}],
-            "rejected": [{"role": "assistant", "content": w.samples[w.worst]}],
-            "difficulty": round(w.scores[w.worst], 4),
-            "meta": {
-                "method": METHOD,
-                "source_instruction": w.item.prompt,
-                "source_line": w.item.line,
-                "typed_constraints": seed_typed_constraints(w.item),
-                "decomposition": w.decomposition.to_json(),
-                "samples": [{"text": text, "verdicts": verdicts, "judged_by": judged, "score": round(score, 4),
-                             "judge_raw": raw}
-                            for text, verdicts, judged, score, raw in zip(w.samples, w.verdicts, w.judged_by, w.scores,
-                                                                          w.judge_raw, strict=True)],
-                "typed_positions": sorted(w.typed_at),
-                "rejected_sample": w.worst,
-                "violated_constraints": w.violated,
-                "correction_raw": w.correction_raw,
-                "revision_kept_share": round(kept_share(w.samples[w.worst], w.chosen), 4),
-                "chosen_source": w.chosen_source,
-                **({"typed_passed": w.typed_passed} if w.typed_passed else {}),
-                **({"revision_rejected": w.revision_rejected} if w.revision_rejected else {}),
-                "models": {"policy": self.generator.name,
-                           "judge": CHECKERS if self.code_judge else self.judge_generator.name,
-                           **({"judge_untyped": getattr(self.judge_generator, "name", "skipped")}
-                              if self.code_judge else {})},
-                "sampling": {stage: self._params(stage).to_json() for stage in ("decompose", "sample", "judge",
-                                                                                "correct")},
-                "seed": self.cfg.seed,
-                "templates": {name: load_template(name).sha for name in TEMPLATES},
-            },
-        }
+    def pair(self, w: _Work) -> Pair:
+        """chosen = the minimal correction of the worst-judged sample (with checkers, possibly the best sample:
+        ``verify``), rejected = that sample."""
+        provenance = MuscFineProvenance(
+            source_instruction=w.item.prompt,
+            source_line=w.item.line,
+            typed_constraints=seed_typed_constraints(w.item),
+            decomposition=w.decomposition,
+            samples=tuple(JudgedSample(text, tuple(verdicts), tuple(judged), round(score, 4), tuple(raw))
+                          for text, verdicts, judged, score, raw in zip(w.samples, w.verdicts, w.judged_by, w.scores,
+                                                                        w.judge_raw, strict=True)),
+            typed_positions=tuple(sorted(w.typed_at)),
+            rejected_sample=w.worst,
+            violated_constraints=tuple(w.violated),
+            correction_raw=w.correction_raw,
+            revision_kept_share=round(kept_share(w.samples[w.worst], w.chosen), 4),
+            chosen_source=w.chosen_source,
+            typed_passed=tuple(w.typed_passed) if w.typed_passed else None,
+            revision_rejected=w.revision_rejected,
+            models={"policy": self.generator.name, "judge": CHECKERS if self.code_judge else self.judge_generator.name,
+                    **({"judge_untyped": getattr(self.judge_generator, "name", "skipped")} if self.code_judge else {})},
+            sampling={stage: self._params(stage).to_json() for stage in ("decompose", "sample", "judge", "correct")},
+            seed=self.cfg.seed,
+            templates={name: load_template(name).sha for name in TEMPLATES},
+        )
+        return make_pair(w.item.id, w.item.prompt, w.chosen, w.samples[w.worst], w.scores[w.worst], provenance)
 
     def _params(self, stage: str) -> SamplingParams:
         o = self.opts
@@ -277,9 +269,8 @@ def roles(cfg: Config) -> list[RoleUse]:
 
 def model_verdicts(pairs: list[dict]) -> list[bool | None]:
     """The judge model's verdicts on the kept pairs (not the code's, not the skipped)."""
-    return [v for p in pairs for s in p["meta"]["samples"]
-            for v, by in zip(s["verdicts"], s.get("judged_by") or [JUDGED_BY_MODEL] * len(s["verdicts"]), strict=True)
-            if by == JUDGED_BY_MODEL]
+    return [v for p in provenances(pairs, MuscFineProvenance) for s in p.samples
+            for v, by in zip(s.verdicts, s.judged_by, strict=True) if by == JUDGED_BY_MODEL]
 
 
 def build(models: ModelRoles, cfg: Config) -> MuscFine:
@@ -288,13 +279,14 @@ def build(models: ModelRoles, cfg: Config) -> MuscFine:
 
 
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
-    lost = Counter(r["stage"] for r in rejects)
+    rejected = [Reject.from_json(r) for r in rejects]
+    lost = Counter(r.stage for r in rejected)
     items = len(pairs) + len(rejects)
     decomposed = items - lost["load"] - lost["decompose"]
     verdicts = model_verdicts(pairs)
     rescued = sum(1 for p in pairs if p["meta"].get("revision_rejected") not in (None, "revision_not_verified"))
-    every_verdict = add_counts(verdict_counts(verdicts), *(r.get("judge") for r in rejects
-                                                           if r.get("stage") in ("select", "correct")))
+    every_verdict = add_counts(verdict_counts(verdicts), *(r.judge for r in rejected if r.stage in ("select",
+                                                                                                   "correct")))
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": items, "decomposed": decomposed, "selected": decomposed - lost["select"],
