@@ -157,9 +157,9 @@ def test_ecd_typed_format_rounds_are_drawn_and_judged_by_code(tmp_path):
     path = write_jsonl(tmp_path / "seeds.jsonl", [{"id": f"s{i}", "instruction": f"Write about lighthouses {i}."}
                                                   for i in range(6)])
     cfg = load_config(None, ["method=ecd", "ecd.typed_format=true", "ecd.categories=[format]", "ecd.rounds=2",
-                             "ecd.compose=append", "model.judge=checkers"])
-    pairs, rejects = ecd.build(ModelRoles.of(ScriptedGenerator(respond)), cfg)(
-        load_items(path, prompt_field="instruction", id_field="id"))
+                             "ecd.compose=append", "model.judge=checkers", "ecd.verify_with_checkers=false"])
+    items = load_items(path, prompt_field="instruction", id_field="id")
+    pairs, rejects = ecd.build(ModelRoles.of(ScriptedGenerator(respond)), cfg)(items)
     assert calls == {"evolve": 0, "judge": 0}  # every round typed: no evolver call, no model judge
     assert pairs and all(p["meta"]["typed_constraints"] for p in pairs)
     for pair in pairs:
@@ -169,3 +169,12 @@ def test_ecd_typed_format_rounds_are_drawn_and_judged_by_code(tmp_path):
         assert new.describe is not None and meta["new_requirements"][0] in pair["prompt"][0]["content"]
         assert meta["judge"]["raw"] == ["checkers"]
     assert all(r["stage"] != "judge" or r["reason"] == "previous_answer_satisfies" for r in rejects)
+
+    # With the verification (the default under checkers) a pair stays only where code finds chosen better.
+    verified_cfg = load_config(None, ["method=ecd", "ecd.typed_format=true", "ecd.categories=[format]",
+                                      "ecd.rounds=2", "ecd.compose=append", "model.judge=checkers"])
+    kept, refused = ecd.build(ModelRoles.of(ScriptedGenerator(respond)), verified_cfg)(items)
+    unverified = [r for r in refused if r["reason"] == "chosen_not_verified"]
+    assert len(kept) + len(unverified) == len(pairs) and unverified  # the scripted answers ignore most formats
+    assert not kept or label_accuracy(kept)["chosen_better"] == 1.0
+    assert all("typed constraints" in r["detail"] and r["round"] >= 1 for r in unverified)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Label accuracy of each method on 100 verifiable seeds (SmolLM2-135M-Instruct, vLLM CPU build):
-#   bash experiments/verifiable_labels/run.sh [NAME ...]     # all five by default; resumes, skips finished runs
+#   bash experiments/verifiable_labels/run.sh [NAME ...]     # all six by default; resumes, skips finished runs
 # Each run's pairs go to runs/verifiable_labels/NAME/generate; its summary and `musc-ecd audit --json` are copied to
 # experiments/verifiable_labels/results/NAME.{summary,audit}.json.
 set -euo pipefail
@@ -15,9 +15,10 @@ declare -A runs=(
   [musc_fine_policy_judge]="configs/musc.yaml method=musc_fine"
   [musc_fine_checkers]="configs/musc.yaml method=musc_fine model.judge=checkers"
   [ecd_self]="configs/ecd_self.yaml ecd.typed_format=true"
+  [ecd_self_checkers]="configs/ecd_self.yaml ecd.typed_format=true model.judge=checkers"
   [apc]="configs/apc.yaml"
 )
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=(musc_coarse musc_fine_policy_judge musc_fine_checkers ecd_self apc)
+names=("$@"); [ ${#names[@]} -eq 0 ] && names=(musc_coarse musc_fine_policy_judge musc_fine_checkers ecd_self ecd_self_checkers apc)
 for name in "${names[@]}"; do
   read -r -a spec <<< "${runs[$name]}"
   run_dir=runs/verifiable_labels/$name

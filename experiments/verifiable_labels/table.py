@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-ORDER = ("musc_coarse", "musc_fine_policy_judge", "musc_fine_checkers", "ecd_self", "apc")
+ORDER = ("musc_coarse", "musc_fine_policy_judge", "musc_fine_checkers", "ecd_self", "ecd_self_checkers", "apc")
 
 
 def main() -> None:

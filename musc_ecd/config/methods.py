@@ -111,6 +111,10 @@ class EcdConfig:
     """Format operations (length, structure, forbidden, wrapper) add a *typed* requirement drawn by code
     (IFEval's kinds; text from ``describe``), checked by code in the judge filter and carried in the pairs'
     ``meta.typed_constraints``; the evolver writes the other operations' requirements."""
+    verify_with_checkers: bool = True
+    """With ``model.judge=checkers``: keep a pair whose prompt carries typed constraints only if code finds that
+    the chosen answer R^k passes strictly more of them than the rejected R^j (else ``chosen_not_verified``;
+    the chain goes on)."""
     max_growth_words: int = 60
     """An evolution adding more words than this is a runaway and ends the chain."""
     min_overlap: float = 0.5

@@ -21,7 +21,8 @@ Steps (METHODS.md §2), each one batched ``generate`` call per chunk and round:
                   to all, the hard pair of round k is dropped (R^{k-1} is no negative); the chain goes on.
   4. ``pairs``    (I^k, R^k ≻ R^{k-1}) with difficulty 1.0; with ``ecd.older_negatives`` also
                   (I^k, R^k ≻ R^j), j < k-1, difficulty 1/(k-j): answers further back are easier negatives.
-                  A pair whose two answers are identical is rejected.
+                  A pair whose two answers are identical is rejected; with ``model.judge=checkers``, so is one
+                  where code does not find R^k passing more of the prompt's typed constraints than R^j.
 
 Every pair carries the whole chain up to its round (instructions, operations, new requirements,
 answers), the models per role, the sampling per step and ``meta.negative_instruction`` = I^j, the
@@ -236,9 +237,24 @@ class Ecd:
                     detail = f"R^{k} equals R^{j}" if problem == "identical_responses" else f"R^{k} over R^{j}"
                     self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", problem, detail, chain.item.line,
                                                chain.item.id, judge=verdicts, round=k))
+                elif (unverified := self._unverified(chain, k, j)) is not None:
+                    self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", "chosen_not_verified", unverified,
+                                               chain.item.line, chain.item.id, round=k))
                 else:
                     out.append(self._pair(chain, k, j))
         return out
+
+    def _unverified(self, chain: Chain, k: int, j: int) -> str | None:
+        """With ``model.judge=checkers`` (``ecd.verify_with_checkers``): why code does not find R^k better than
+        R^j on the prompt's typed constraints, or None. A 135M responder often misses the typed requirement
+        it was asked for, or loses an older one (measured: experiments/verifiable_labels)."""
+        typed = prompt_typed(chain, k)
+        if self.cfg.model.judge != CHECKERS or not self.opts.verify_with_checkers or not typed:
+            return None
+        chosen, rejected = (sum(c.check(chain.rounds[i].response) for c in typed) for i in (k, j))
+        if chosen > rejected:
+            return None
+        return f"R^{k} passes {chosen} of the {len(typed)} typed constraints, R^{j} {rejected}"
 
     # -- records -----------------------------------------------------------------------------------
 
