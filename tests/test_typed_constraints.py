@@ -102,7 +102,28 @@ NEGATIVE_CASES = {
     "startend:end_checker": "Pack light and book early. Enjoy the trip.",
     "punctuation:no_comma": "Rest well, and drink water.",
     "language:response_language": "The market opens early on Saturday and people come to buy fresh bread.",
+    "keywords:frequency": "The tide rose in the evening and the boats came home.",
+    "keywords:forbidden_words": "Stir in two spoons of sugar and bake for forty minutes.",
+    "keywords:letter_frequency": "A lazy zebra dozed in the hazy zoo.",
+    "length_constraints:number_sentences": "One short sentence is enough here.",
+    "length_constraints:number_paragraphs": "A single paragraph about roots and leaves, with no divider.",
+    "detectable_content:number_placeholders": "Dear customer, your order ships today.",
+    "detectable_content:postscript": "See you at the meeting and bring the slides.",
+    "detectable_format:number_bullet_lists": "Two fruits: apples and pears.",
+    "detectable_format:constrained_response": "I think we should go ahead.",
+    "detectable_format:number_highlighted_sections": "This is important and urgent.",
+    "detectable_format:multiple_sections": "Why we start early, and what we pack, in one go.",
+    "detectable_format:title": "The boats rest at the pier.",
+    "combination:two_responses": "Tea is calming and coffee is energising.",
+    "combination:repeat_prompt": "A lighthouse is a tall tower with a lamp that guides ships.",
+    "change_case:capital_word_frequency": "This step is important for everyone.",
+    "change_case:english_lowercase": "THE TRAIN LEAVES AT NOON AND ARRIVES IN THE CITY BEFORE DINNER.",
+    "startend:quotation": "Stay curious and keep reading.",
 }
+
+
+def test_every_kind_has_a_response_written_for_its_negation():
+    assert sorted(NEGATIVE_CASES) == sorted(TYPE_IDS)
 
 
 @pytest.mark.parametrize("instruction_id", sorted(NEGATIVE_CASES))
