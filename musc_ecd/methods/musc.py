@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from musc_ecd.config import Config
-from musc_ecd.constraints.judge import add_counts, judge_health, verdict_counts
+from musc_ecd.constraints.judge import add_counts, judge_health
 from musc_ecd.items import Item
 from musc_ecd.methods import musc_coarse, musc_fine
 from musc_ecd.methods.base import RoleUse, item_seed, judge_uses, model_judge
@@ -78,9 +78,8 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     fine = musc_fine.summarize(fine_pairs, [])
     # One judge account over both builders, kept pairs and rejected items alike (the parts see only pairs).
     coarse.pop("judge_filter"), fine.pop("judge")
-    fine_verdicts = musc_fine.model_verdicts(fine_pairs)
-    every_verdict = add_counts(verdict_counts(fine_verdicts), musc_coarse.filter_verdicts(pairs, rejects),
-                               *(r.judge for r in rejected if r.stage in ("select", "correct")))
+    every_verdict = add_counts(musc_fine.every_verdict(fine_pairs, rejected),
+                               musc_coarse.filter_verdicts(pairs, rejects))
     return {
         "method": METHOD,
         # One funnel over both builders: coarse items are lost at recombine/filter, fine ones at select/correct.

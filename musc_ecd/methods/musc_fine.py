@@ -278,23 +278,31 @@ def build(models: ModelRoles, cfg: Config) -> MuscFine:
     return MuscFine(models["policy"], cfg, model_judge(models, cfg))
 
 
+JUDGED_STAGES = ("select", "correct", "verify")
+"""The stages whose rejects carry the judge model's verdicts on their item."""
+
+
+def every_verdict(pairs: list[dict], rejected: list[Reject]) -> dict:
+    """Counts of the judge model's verdicts over kept pairs and rejected items alike."""
+    return add_counts(verdict_counts(model_verdicts(pairs)), *(r.judge for r in rejected if r.stage in JUDGED_STAGES))
+
+
 def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     rejected = [Reject.from_json(r) for r in rejects]
     lost = Counter(r.stage for r in rejected)
     items = len(pairs) + len(rejects)
     decomposed = items - lost["load"] - lost["decompose"]
     verdicts = model_verdicts(pairs)
-    rescued = sum(1 for p in pairs if p["meta"].get("revision_rejected") not in (None, "revision_not_verified"))
-    every_verdict = add_counts(verdict_counts(verdicts), *(r.judge for r in rejected if r.stage in ("select",
-                                                                                                   "correct")))
+    kept = provenances(pairs, MuscFineProvenance)
+    rescued = sum(1 for p in kept if p.revision_rejected not in (None, "revision_not_verified"))
     return {
         "method": METHOD,
         "yield_per_stage": {"seeds": items, "decomposed": decomposed, "selected": decomposed - lost["select"],
                             "corrected": decomposed - lost["select"] - lost["correct"] - rescued, "kept": len(pairs)},
-        "chosen_source": dict(Counter(p["meta"].get("chosen_source", REVISION) for p in pairs)),
+        "chosen_source": dict(Counter(p.chosen_source for p in kept)),
         "judge_verdicts": verdict_counts(verdicts),  # on the kept pairs
-        "judge": judge_health(every_verdict, METHOD, "a larger musc_fine.judge_max_tokens, musc_fine.judge_stop, or a "
-                              "stronger model.judge"),
+        "judge": judge_health(every_verdict(pairs, rejected), METHOD, "a larger musc_fine.judge_max_tokens, "
+                              "musc_fine.judge_stop, or a stronger model.judge"),
         "mean_rejected_score": round(sum(p["difficulty"] for p in pairs) / len(pairs), 4) if pairs else 0.0,
     }
 
