@@ -169,6 +169,8 @@ def test_ecd_typed_format_rounds_are_drawn_and_judged_by_code(tmp_path):
         assert new.describe is not None and meta["new_requirements"][0] in pair["prompt"][0]["content"]
         assert meta["judge"]["raw"] == ["checkers"]
     assert all(r["stage"] != "judge" or r["reason"] == "previous_answer_satisfies" for r in rejects)
+    health = ecd.summarize(pairs, rejects)["judge"]
+    assert health["total"] == 0 and "warning" not in health  # code's verdicts are not the judge model's
 
     # With the verification (the default under checkers) a pair stays only where code finds chosen better.
     verified_cfg = load_config(None, ["method=ecd", "ecd.typed_format=true", "ecd.categories=[format]",

@@ -81,6 +81,8 @@ from musc_ecd.registry import Method
 from musc_ecd.store import item_id
 
 METHOD = "ecd"
+CODE_VERDICT = CHECKERS
+"""``judge_raw`` of a verdict given by code (a typed requirement), not by the judge model."""
 
 
 @dataclass
@@ -96,6 +98,9 @@ class Round:
     negative_already_satisfies: bool = False
     typed: tuple[TypedConstraint, ...] = ()
     """``ecd.typed_format``: the round's new requirement as a typed constraint (judged by code)."""
+
+    def verdicts(self) -> JudgeVerdicts:
+        return JudgeVerdicts(tuple(self.judge_verdicts), tuple(self.judge_raw))
 
     def record(self, index: int) -> ChainRound:
         return ChainRound(index, self.instruction, str(self.operation or "seed"), tuple(self.new_requirements),
@@ -201,7 +206,7 @@ class Ecd:
             current = chain.rounds[k]
             if current.typed:
                 current.judge_verdicts = code_verdicts(current.typed, chain.rounds[k - 1].response)
-                current.judge_raw = ["checkers"] * len(current.typed)
+                current.judge_raw = [CODE_VERDICT] * len(current.typed)
         untyped = [c for c in chains if not c.rounds[k].typed]
         judge = model_judge(self.models, self.cfg)
         checks = [(c, requirement) for c in untyped for requirement in c.rounds[k].new_requirements]
@@ -217,10 +222,11 @@ class Ecd:
             current = chain.rounds[k]
             if current.judge_verdicts and all(v is True for v in current.judge_verdicts):
                 current.negative_already_satisfies = True
+                by_model = model_verdicts(current.verdicts())
                 self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", "previous_answer_satisfies",
                                            f"the judge found R^{k - 1} already meets: "
                                            f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id,
-                                           judge=verdict_counts(current.judge_verdicts), round=k))
+                                           judge=verdict_counts(by_model), round=k))
 
     def pairs(self, chain: Chain) -> list[Pair]:
         """For each round k: (I^k, R^k ≻ R^{k-1}) and, with ``ecd.older_negatives``, (I^k, R^k ≻ R^j), j < k-1."""
@@ -233,7 +239,7 @@ class Ecd:
                 # R^k is never empty or looping (respond ends the chain at one): identical is what is left to find
                 problem = pair_problem(chain.rounds[k].response, chain.rounds[j].response)
                 if problem is not None:  # no preference to learn
-                    verdicts = verdict_counts(chain.rounds[k].judge_verdicts) if j == k - 1 else None
+                    verdicts = verdict_counts(model_verdicts(chain.rounds[k].verdicts())) if j == k - 1 else None
                     detail = f"R^{k} equals R^{j}" if problem == "identical_responses" else f"R^{k} over R^{j}"
                     self.rejects.append(Reject(_pair_id(chain, k, j), "pairs", problem, detail, chain.item.line,
                                                chain.item.id, judge=verdicts, round=k))
@@ -273,7 +279,7 @@ class Ecd:
             negative_instruction=negative.instruction,
             chain=tuple(r.record(i) for i, r in enumerate(chain.rounds[: k + 1])),
             evolve_raw=current.evolve_raw,
-            judge=JudgeVerdicts(tuple(current.judge_verdicts), tuple(current.judge_raw)) if j == k - 1 else None,
+            judge=current.verdicts() if j == k - 1 else None,
             roles=EcdRoles(self.opts.evolver, self.opts.responder,
                            self.models.is_self(self.opts.evolver) and self.models.is_self(self.opts.responder)),
             models={"policy": self.models.spec("policy"), "evolver": self.models.spec(self.opts.evolver),
@@ -325,6 +331,14 @@ def copies_demonstration(operation: Operation, evolution: Evolution, compose: st
     template = load_template(operation.template)
     texts = [*evolution.new_requirements] + ([evolution.instruction] if compose == "rewrite" else [])
     return any(template.copies_demonstration(text) for text in texts)
+
+
+def model_verdicts(judge: JudgeVerdicts | None) -> list[bool | None]:
+    """The judge *model's* verdicts of a round (a typed requirement's verdict is code's: always decided, so
+    counting it would hide how often the model's are unparsable)."""
+    if judge is None:
+        return []
+    return [v for v, raw in zip(judge.verdicts, judge.raw, strict=True) if raw != CODE_VERDICT]
 
 
 def chain_typed(chain: Chain) -> list[TypedConstraint]:
@@ -379,7 +393,7 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     for p in made:
         deepest[p.seed_id] = max(deepest.get(p.seed_id, 0), p.round)
     for r in rejected:
-        if r.stage == "judge" and r.round is not None:  # the round itself succeeded; only its hard pair was dropped
+        if r.stage in ("judge", "pairs") and r.round is not None:  # the round succeeded; only a pair was dropped
             deepest[r.item_id] = max(deepest.get(r.item_id, 0), r.round)
     rounds = max([0, *deepest.values()])
     hard = [p for p in made if p.hard_negative]
@@ -392,7 +406,7 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "operations": dict(Counter(p.operation for p in hard)),
         "rejects_by_step": dict(Counter(f"{r.stage}:{r.reason}" for r in rejected)),
         "operations_available": len(all_operations()),
-        "judge": judge_health(add_counts(*(verdict_counts(p.judge.verdicts if p.judge else []) for p in hard),
+        "judge": judge_health(add_counts(*(verdict_counts(model_verdicts(p.judge)) for p in hard),
                                          *(r.judge for r in rejected)),
                               METHOD, "a larger ecd.judge_max_tokens, ecd.judge_stop, a stronger model.judge, or "
                               "ecd.judge_filter=false"),
