@@ -9,7 +9,7 @@ allowed values once; ``keys`` writes the resolved config to ``RUN_DIR/config.yam
 repeats. What keys an artifact's fingerprint: ``musc_ecd.fingerprints``.
 """
 
-from musc_ecd.config.choices import EVAL_SETS, EVOLUTION_CATEGORIES, LOSSES
+from musc_ecd.config.choices import EVAL_SETS, EVOLUTION_CATEGORIES, LOSSES, REPORT_TO
 from musc_ecd.config.data import DataConfig, StoreConfig
 from musc_ecd.config.evaluation import EvalConfig
 from musc_ecd.config.keys import save_config, to_dict, to_yaml
@@ -20,7 +20,7 @@ from musc_ecd.config.schema import Config
 from musc_ecd.config.training import LoraSettings, TrainConfig
 
 __all__ = [
-    "EVAL_SETS", "EVOLUTION_CATEGORIES", "LOSSES", "ApcConfig", "Config", "DataConfig", "EcdConfig",
+    "EVAL_SETS", "EVOLUTION_CATEGORIES", "LOSSES", "REPORT_TO", "ApcConfig", "Config", "DataConfig", "EcdConfig",
     "EvalConfig", "GenerationConfig", "LoraSettings", "ModelConfig", "MuscCoarseConfig", "MuscFineConfig",
     "StoreConfig", "TrainConfig", "VLLMConfig", "from_dict", "load_config", "save_config", "to_dict", "to_yaml",
 ]
