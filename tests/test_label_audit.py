@@ -126,3 +126,18 @@ def test_bad_lines_are_one_line_errors_with_exit_2(tmp_path, capsys, content, me
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["audit", str(tmp_path / "none.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_audit_into_a_pipe_closed_early_is_not_a_traceback(tmp_path):
+    """`musc-ecd audit PAIRS | head -3`: the reader closing the pipe ends the command quietly (``true`` closes
+    it before the audit writes a byte, so the write always meets a closed pipe)."""
+    import subprocess
+    import sys
+
+    from helpers import subprocess_env
+
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    command = f"{sys.executable} -m musc_ecd audit {path} | true"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr

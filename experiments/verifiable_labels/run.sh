@@ -27,5 +27,5 @@ for name in "${names[@]}"; do
   stage=$run_dir/generate; [ -f "$stage/pairs.jsonl" ] || stage=$run_dir  # made before the one run layout
   cp "$stage/summary.json" "experiments/verifiable_labels/results/$name.summary.json"
   "$venv/bin/musc-ecd" audit "$stage/pairs.jsonl" --json > "experiments/verifiable_labels/results/$name.audit.json"
-  "$venv/bin/musc-ecd" audit "$stage/pairs.jsonl" | head -3
+  "$venv/bin/musc-ecd" audit "$stage/pairs.jsonl" | sed -n 1,3p  # sed reads to the end: no broken pipe
 done
