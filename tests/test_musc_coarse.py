@@ -135,6 +135,11 @@ def test_parse_rewritten_constraint(text, expected):
         ("", (None, "recombine_empty")),
         ("Constraints:\n1. Write a poem", (None, "recombine_leak")),
         ("Write a poem.\nInput: none", (None, "recombine_leak")),
+        ("The company has been accused of using a credit score. " * 8, (None, "recombine_degenerate")),
+        ("Write a persuasive essay of at least 400 words on personal finance, with the keywords 'compound' and "
+         "'budget', and end with a question.", ("Write a persuasive essay of at least 400 words on personal "
+                                                "finance, with the keywords 'compound' and 'budget', and end with "
+                                                "a question.", "")),
     ],
 )
 def test_parse_recombined(text, expected):

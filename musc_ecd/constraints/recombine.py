@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from musc_ecd.prompts import load_template
+from musc_ecd.records import is_degenerate
 
 # Markup of our own templates (or of a numbered list) in an answer means the model echoed the prompt.
 _LEAK = re.compile(r"(^|\n)\s*(?:###|constraints\s*:|input\s*:|instruction\s*:|task\s*:|\d{1,2}[.)]\s)",
@@ -29,4 +30,6 @@ def parse_recombined(text: str) -> tuple[str | None, str]:
         return None, "recombine_leak"
     if load_template("recombine").copies_demonstration(text):
         return None, "copied_demonstration"  # the template's example instruction, not this seed's
+    if is_degenerate(text):  # a looping "instruction" (seen at 135M) asks for nothing the constraints said
+        return None, "recombine_degenerate"
     return text, ""
