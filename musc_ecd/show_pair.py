@@ -22,7 +22,7 @@ from musc_ecd.store import read_jsonl, write_atomic
 def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     """(path of the HTML page, the terminal rendering)."""
     from musc_ecd.models.loading import load_model
-    from musc_ecd.training import completion_token_ids
+    from musc_ecd.tokens import completion_token_ids
 
     layout = RunLayout(run_dir)
     source = layout.shown_pairs()
