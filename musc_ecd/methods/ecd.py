@@ -257,7 +257,7 @@ class Ecd:
         typed = prompt_typed(chain, k)
         if self.cfg.model.judge != CHECKERS or not self.opts.verify_with_checkers or not typed:
             return None
-        chosen, rejected = (sum(c.check(chain.rounds[i].response) for c in typed) for i in (k, j))
+        chosen, rejected = (sum(code_verdicts(typed, chain.rounds[i].response)) for i in (k, j))
         if chosen > rejected:
             return None
         return f"R^{k} passes {chosen} of the {len(typed)} typed constraints, R^{j} {rejected}"

@@ -31,7 +31,7 @@ from musc_ecd.config import Config
 from musc_ecd.constraints.correct import correct_request, kept_share, parse_revision
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
-from musc_ecd.constraints.seeded import CHECKERS
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts
 from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
@@ -189,21 +189,17 @@ class MuscFine(ConstraintPairBuilder):
         kept = []
         for w in work:
             typed = list(w.typed_at.values())
-            if not typed:  # an untyped seed: nothing for code to decide, the revision stands as with a model judge
-                if w.correction_failed is None:
-                    kept.append(w)
-                else:
-                    self._reject(w, "correct", *w.correction_failed, judge=self._counts(w))
-                continue
-            w.typed_passed = [sum(c.check(sample) for c in typed) for sample in w.samples]
-            rejected_passed = w.typed_passed[w.worst]
             failed = w.correction_failed
-            if failed is None and (not self.opts.verify_with_checkers
-                                   or sum(c.check(w.revision) for c in typed) > rejected_passed):
+            # ``judge`` already checked every sample on the typed constraints (by code): count its verdicts.
+            passed = [sum(verdicts[c] is True for c in w.typed_at) for verdicts in w.verdicts]
+            w.typed_passed = passed if typed else []
+            rejected_passed = passed[w.worst]
+            if failed is None and (not typed or not self.opts.verify_with_checkers  # untyped: nothing to decide
+                                   or sum(code_verdicts(typed, w.revision)) > rejected_passed):
                 kept.append(w)
                 continue
-            best = max(range(len(w.samples)), key=lambda i: (w.typed_passed[i], w.scores[i], -i))
-            if (self.opts.best_sample_fallback and w.typed_passed[best] > rejected_passed
+            best = max(range(len(w.samples)), key=lambda i: (passed[i], w.scores[i], -i))
+            if (self.opts.best_sample_fallback and passed[best] > rejected_passed  # never for an untyped seed
                     and pair_problem(w.samples[best], w.samples[w.worst]) is None):
                 w.chosen, w.chosen_source = w.samples[best], BEST_SAMPLE
                 w.revision_rejected = failed[0] if failed is not None else "revision_not_verified"
