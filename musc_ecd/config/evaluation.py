@@ -31,9 +31,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         sets = self.sets or []
         check(all(s in EVAL_SETS for s in sets) and len(set(sets)) == len(sets), "eval.sets", self.sets,
-               f"null or a list of distinct names from {', '.join(EVAL_SETS)}")
+              f"null or a list of distinct names from {', '.join(EVAL_SETS)}")
         check("ifeval" not in sets or self.ifeval_path is not None, "eval.sets", self.sets,
-               "'ifeval' only together with eval.ifeval_path (IFEval's input_data.jsonl)")
+              "'ifeval' only together with eval.ifeval_path (IFEval's input_data.jsonl)")
 
     def set_names(self) -> list[str]:
         """The evaluation sets ``run`` uses (see ``sets``)."""

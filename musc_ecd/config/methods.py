@@ -44,7 +44,7 @@ class MuscCoarseConfig:
         total = self.p_drop + self.p_substitute + self.p_negate
         probabilities = (self.p_drop, self.p_substitute, self.p_negate)
         check(min(probabilities) >= 0 and total > 0, "musc.p_drop/p_substitute/p_negate", probabilities,
-               "non-negative numbers with a positive sum")
+              "non-negative numbers with a positive sum")
         check(self.min_constraints >= 2, "musc.min_constraints", self.min_constraints, "an integer >= 2")
 
 
@@ -80,9 +80,9 @@ class MuscFineConfig:
         check(0 <= self.share <= 1, "musc_fine.share", self.share, "a number in [0, 1]")
         check(self.samples >= 2, "musc_fine.samples", self.samples, "an integer >= 2")
         check(0 <= self.unparsable_score <= 1, "musc_fine.unparsable_score", self.unparsable_score,
-               "a number in [0, 1]")
+              "a number in [0, 1]")
         check(0 <= self.min_revision_kept <= 1, "musc_fine.min_revision_kept", self.min_revision_kept,
-               "a number in [0, 1]")
+              "a number in [0, 1]")
 
 
 @dataclass
@@ -132,7 +132,7 @@ class EcdConfig:
         check(self.rounds >= 1, "ecd.rounds", self.rounds, "an integer >= 1")
         unknown = [c for c in self.categories if c not in EVOLUTION_CATEGORIES]
         check(bool(self.categories) and not unknown, "ecd.categories", self.categories,
-               f"a non-empty list of {', '.join(EVOLUTION_CATEGORIES)}")
+              f"a non-empty list of {', '.join(EVOLUTION_CATEGORIES)}")
         check(0 <= self.min_overlap <= 1, "ecd.min_overlap", self.min_overlap, "a number in [0, 1]")
         check(self.max_growth_words >= 1, "ecd.max_growth_words", self.max_growth_words, "an integer >= 1")
 
@@ -156,7 +156,7 @@ class ApcConfig:
     def __post_init__(self) -> None:
         check(all(t >= 0 for t in self.temperatures), "apc.temperatures", self.temperatures, "numbers >= 0")
         check(all(m >= 1 for m in self.max_new_tokens), "apc.max_new_tokens", self.max_new_tokens,
-               "integers >= 1")
+              "integers >= 1")
         decreasing = all(a > b for a, b in zip(self.strengths, self.strengths[1:], strict=False))
         check(decreasing, "apc.strengths", self.strengths, "strictly decreasing numbers (strongest responder first)")
 

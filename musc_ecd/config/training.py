@@ -101,17 +101,17 @@ class TrainConfig:
         unknown = [name for name in self.loss if name not in LOSSES]
         check(not unknown and bool(self.loss), "train.loss", self.loss, f"a non-empty list of {', '.join(LOSSES)}")
         check(self.loss_weights is None or len(self.loss_weights) == len(self.loss), "train.loss_weights",
-               self.loss_weights, "null or one weight per entry of train.loss")
+              self.loss_weights, "null or one weight per entry of train.loss")
         check(self.beta > 0, "train.beta", self.beta, "a number > 0")
         check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
         check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         check(self.max_pairs is None or self.max_pairs >= 1, "train.max_pairs", self.max_pairs,
-               "an integer >= 1 or null")
+              "an integer >= 1 or null")
         check(all(name in REPORT_TO for name in self.report_to) and len(set(self.report_to)) == len(self.report_to),
               "train.report_to", self.report_to, f"a list of distinct {', '.join(REPORT_TO)} (empty = none)")
         check(self.sft_epochs > 0, "train.sft_epochs", self.sft_epochs, "a number > 0")
         check(not (self.sft_first and self.loss == ["sft"]), "train.sft_first", self.sft_first,
-               "false when train.loss=[sft] (that run is already all SFT)")
+              "false when train.loss=[sft] (that run is already all SFT)")
 
 
