@@ -6,9 +6,10 @@
     RUN_DIR/model/                the LoRA adapter (or full model) + tokenizer, loadable with peft/transformers
     RUN_DIR/model/manifest.json   written last: the stage is complete
 
-The pairs are ``train.pairs`` (default RUN_DIR/pairs.jsonl) or, with ``train.weights`` set, their weighted
-copy RUN_DIR/weights/pairs.jsonl, which the weights stage makes (``musc-ecd weights``, or ``run``'s weights
-stage) and ``train`` only checks: made with this config, of the pairs ``train.pairs`` holds now.
+The pairs are ``train.pairs`` (default RUN_DIR/generate/pairs.jsonl, ``musc_ecd.layout``) or, with
+``train.weights`` set, their weighted copy RUN_DIR/weights/pairs.jsonl, which the weights stage makes
+(``musc-ecd weights``, or ``run``'s weights stage) and ``train`` only checks: made with this config, of the
+pairs ``train.pairs`` holds now.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def train(cfg: Config, run_dir: Path) -> dict:
     if not pairs_path.is_file():
         raise DataError(f"no pairs artifact at {pairs_path}; run `musc-ecd generate` first or set train.pairs")
     if cfg.train.weights != "none":
-        pairs_path = weighted_pairs(cfg, run_dir, pairs_path)
+        pairs_path = weighted_pairs(cfg, layout, pairs_path)
     model_dir, work_dir = layout.model, layout.train
     key = model_fingerprint(cfg)
     from musc_ecd.training.sft import sft_rows, sft_source
@@ -140,12 +141,11 @@ def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process
         write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
 
 
-def weighted_pairs(cfg: Config, run_dir: Path, source: Path) -> Path:
+def weighted_pairs(cfg: Config, layout: RunLayout, source: Path) -> Path:
     """RUN_DIR/weights/pairs.jsonl, once checked to hold the ``train.weights`` weights of this config, computed
     for exactly the pairs of ``source`` as they are now; else a one-line error naming the command to run."""
     from musc_ecd.weighting import items_of
 
-    layout = RunLayout(run_dir)
     stage_dir, artifact, manifest = layout.weights, layout.weighted_pairs, layout.weights / "manifest.json"
     scheme = cfg.train.weights
     if not (artifact.is_file() and manifest.is_file()):
