@@ -15,7 +15,7 @@ from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.errors import ConfigError
 from musc_ecd.fingerprints import pairs_fingerprint
 from musc_ecd.items import load_items
-from musc_ecd.label_audit import META_FIELD, label_accuracy
+from musc_ecd.label_audit import label_accuracy
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
@@ -51,8 +51,9 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
 
     def describe(pairs, rejects):
         summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
-        if any((p.get("meta") or {}).get(META_FIELD) for p in pairs):  # measured on the seeds' typed constraints
-            summary["label_accuracy"] = label_accuracy(pairs)
+        accuracy = label_accuracy(pairs)  # measured on the seeds' typed constraints, where the pairs carry them
+        if accuracy["with_constraints"]:
+            summary["label_accuracy"] = accuracy
         warnings = list(_warnings(summary))
         for warning in warnings:
             log.warning("%s", warning)

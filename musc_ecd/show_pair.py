@@ -40,8 +40,8 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
         ids = completion_token_ids(tokenizer, pair["prompt"], pair[side])
         weights = pair.get(f"{side}_weights") or [1.0] * len(ids)
         sides[side] = [(tokenizer.decode([token]), weight) for token, weight in zip(ids, weights, strict=True)]
-    notes = _constraint_notes(Pair.from_json(pair))
-    prompt = pair["prompt"][-1]["content"] if isinstance(pair["prompt"], list) else pair["prompt"]
+    parsed = Pair.from_json(pair)
+    notes, prompt = _constraint_notes(parsed), parsed.prompt
     page = _html(pair, prompt, sides, notes, w_max, source)
     target = layout.root / f"show-pair-{index}.html"
     write_atomic(target, page)
