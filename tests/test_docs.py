@@ -36,7 +36,7 @@ FILE_SUFFIXES = {"py", "txt", "yaml", "yml", "json", "jsonl", "md", "png", "csv"
 
 FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 INLINE = re.compile(r"(`+)(.+?)\1", re.S)
-COMMAND = re.compile(r"(?:\bmusc-ecd|-m[ \t]+musc_ecd)[ \t]+([A-Za-z][\w-]*)")
+COMMAND = re.compile(r"(?:\bmusc-ecd|-m[ \t]+musc_ecd)[ \t]+([a-z][\w-]*)")  # COMMAND, CONFIG: placeholders
 LINK = re.compile(r"\[[^\]]*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
 
@@ -56,21 +56,26 @@ def _key_pattern(sections: list[str]) -> re.Pattern:
     return re.compile(rf"(?<![\w./-])((?:{'|'.join(map(re.escape, sections))})(?:\.[A-Za-z_]\w*)+)(?![\w/-])")
 
 
+def _blank(match: re.Match) -> str:
+    return re.sub(r"[^\n]", " ", match.group(0))
+
+
 def code_and_prose(text: str) -> tuple[list[tuple[int, str]], str]:
     """(line number, code) for every fenced block (Python ones left out) and inline span; and the prose:
     the text with all code blanked out (line numbers kept)."""
     code: list[tuple[int, str]] = []
-
-    def blank(match: re.Match) -> str:
-        return re.sub(r"[^\n]", " ", match.group(0))
-
     for block in FENCE.finditer(text):
         if block.group(2).lower() not in ("python", "py"):
             code.append((text.count("\n", 0, block.start(3)) + 1, block.group(3)))
-    prose = FENCE.sub(blank, text)
+    prose = FENCE.sub(_blank, text)
     for span in INLINE.finditer(prose):
         code.append((prose.count("\n", 0, span.start()) + 1, span.group(2)))
-    return code, INLINE.sub(blank, prose)
+    return code, INLINE.sub(_blank, prose)
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors of a Markdown file's headings (outside fenced blocks, where ``#`` starts a comment)."""
+    return {_slug(heading) for heading in HEADING.findall(FENCE.sub(_blank, text))}
 
 
 def unknown_keys(text: str, tree: dict | None = None) -> list[tuple[int, str]]:
@@ -106,7 +111,7 @@ def unknown_commands(text: str, commands: set[str]) -> list[tuple[int, str]]:
 
 
 def _slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    """GitHub's anchor for a heading: lower case, punctuation (backticks included) dropped, spaces to hyphens."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
@@ -122,7 +127,7 @@ def broken_links(path: Path) -> list[tuple[int, str]]:
         resolved = (path.parent / file_part).resolve() if file_part else path
         ok = resolved.exists()
         if ok and anchor and resolved.suffix == ".md":
-            ok = anchor in {_slug(h) for h in HEADING.findall(code_and_prose(resolved.read_text())[1])}
+            ok = anchor in anchors(resolved.read_text())
         if not ok:
             broken.append((prose.count("\n", 0, match.start()) + 1, target))
     return broken
@@ -148,11 +153,13 @@ def test_a_wrong_command_is_found():
 
 
 def test_a_broken_link_is_found(tmp_path):
-    (tmp_path / "page.md").write_text("# A page\n\n## What it says\n")
+    (tmp_path / "page.md").write_text("# A page\n\n## What it says\n\n### `musc-ecd audit`\n\n"
+                                      "```bash\n# not a heading\n```\n")
     doc = tmp_path / "doc.md"
-    doc.write_text("[ok](page.md) [ok](page.md#what-it-says) [web](https://example.org/x)\n"
-                   "[gone](nope.md) [bad anchor](page.md#nothing) `[in code](nope2.md)`\n")
-    assert broken_links(doc) == [(2, "nope.md"), (2, "page.md#nothing")]
+    doc.write_text("[ok](page.md) [ok](page.md#what-it-says) [web](https://example.org/x) [ok](#a-doc)\n"
+                   "[gone](nope.md) [bad anchor](page.md#nothing) `[in code](nope2.md)` [ok](page.md#musc-ecd-audit)\n"
+                   "[comment](page.md#not-a-heading)\n\n# A doc\n")
+    assert broken_links(doc) == [(2, "nope.md"), (2, "page.md#nothing"), (3, "page.md#not-a-heading")]
 
 
 # -- the docs ----------------------------------------------------------------------------------------------------
