@@ -34,7 +34,7 @@ WRONG_ON_PURPOSE = {"model.polcy"}
 FILE_SUFFIXES = {"py", "txt", "yaml", "yml", "json", "jsonl", "md", "png", "csv", "html", "sh", "log"}
 """``musc.py`` or ``eval.yaml`` in a span is a file, not a key of the ``musc`` or ``eval`` section."""
 
-FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
 INLINE = re.compile(r"(`+)(.+?)\1", re.S)
 COMMAND = re.compile(r"(?:\bmusc-ecd|-m[ \t]+musc_ecd)[ \t]+([a-z][\w-]*)")  # COMMAND, CONFIG: placeholders
 LINK = re.compile(r"\[[^\]]*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
@@ -143,8 +143,9 @@ def test_a_wrong_key_is_found_and_right_ones_pass():
     text = ("Set `train.betta=0.2` and `generation.vllm.gpu_memory_utilization=0.4`;\n"
             "```bash\nmusc-ecd train CONFIG train.beta=0.2 musc_fine.sampels=4\n```\n"
             "Files are not keys: `configs/musc.yaml`, `musc.py`, `musc_ecd.methods.ecd.summarize`, "
-            "`model.stale-DATE/`.\n```python\neval.nothing = 1\n```\n")
-    assert unknown_keys(text) == [(1, "train.betta"), (3, "musc_fine.sampels")]
+            "`model.stale-DATE/`.\n```python\neval.nothing = 1\n```\n"
+            "1. a list item\n\n   ```\n   eval.nothin=1\n   ```\n")
+    assert unknown_keys(text) == [(1, "train.betta"), (3, "musc_fine.sampels"), (12, "eval.nothin")]
 
 
 def test_a_wrong_command_is_found():
