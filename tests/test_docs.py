@@ -5,7 +5,7 @@ fails only when a reader types or follows it. These tests read every Markdown fi
 (README.md, ARCHITECTURE.md, docs/, the READMEs of benchmarks/ and experiments/) and check, in its code
 (inline spans and fenced blocks other than Python):
 
-- every dotted name whose first part is a config section (``train.beta``, ``generation.vllm.n``...) is a
+- every dotted name whose first part is a config section (``train.beta``, ``generation.vllm.max_model_len``...) is a
   key of the schema, found by walking the resolved default config (``musc_ecd.config.to_dict``);
 - every ``musc-ecd COMMAND`` (or ``-m musc_ecd COMMAND``) is a subcommand of the CLI's parser;
 
