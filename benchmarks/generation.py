@@ -45,7 +45,7 @@ def main() -> None:
 
     from musc_ecd.config import load_config
     from musc_ecd.models import SamplingParams, create_generator, load_model
-    from musc_ecd.models.generator import vllm_installed
+    from musc_ecd.models.backend_choice import vllm_installed
     from musc_ecd.models.hf_backend import HFGenerator
 
     lines = PROMPTS.read_text().splitlines()

@@ -25,6 +25,8 @@ from musc_ecd.registry import get_method
 
 ENGINE_ONLY = ("batch_size", "vllm")
 """``generation`` keys that change how text is produced, not which text."""
+CT2_ENGINE_ONLY = ("max_batch_size", "threads")
+"""``generation.ct2`` keys of that kind; its ``compute_type`` (int8 weights) changes the text and stays."""
 GENERATION_INPUTS = ("seed", "method", "model", "generation", "data")
 """What every method's pairs depend on, besides the method's own config sections."""
 
@@ -35,7 +37,11 @@ def digest(tree: Any) -> str:
 
 
 def _generation(tree: dict) -> dict:
-    return {k: v for k, v in tree["generation"].items() if k not in ENGINE_ONLY}
+    kept = {k: v for k, v in tree["generation"].items() if k not in ENGINE_ONLY}
+    ct2 = {k: v for k, v in kept.pop("ct2").items() if k not in CT2_ENGINE_ONLY}
+    if ct2 != {"compute_type": "auto"}:  # left out at its default, so keys made before ct2 existed still hold
+        kept["ct2"] = ct2
+    return kept
 
 
 def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:

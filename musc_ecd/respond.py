@@ -14,7 +14,8 @@ from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.fingerprints import answers_fingerprint
 from musc_ecd.items import Item, load_items
-from musc_ecd.models.generator import create_generator, params_from_config, resolve_backend
+from musc_ecd.models.backend_choice import engine_record
+from musc_ecd.models.generator import create_generator, params_from_config
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.stage import run_item_stage
 
@@ -63,7 +64,7 @@ def _describe(cfg: Config, records: list[dict]) -> dict:
     tokens = [r["num_tokens"] for r in records]
     return {
         "model": cfg.model.policy,
-        "backend": resolve_backend(cfg.generation.backend),
+        "engine": engine_record(cfg),
         "sampling": params_from_config(cfg).to_json(),
         "finish_reasons": dict(Counter(r["finish_reason"] for r in records)),
         "empty_responses": sum(1 for r in records if not r["response"].strip()),

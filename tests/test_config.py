@@ -122,8 +122,8 @@ def test_every_list_of_choices_is_defined_once_and_the_schema_derives_from_it():
     assert set(typing.get_args(hints["weights_fallback"])) == {"none", "uniform", "edit", "pmi", "entropy"}
     assert tuple(TAXONOMY) == choices.EVOLUTION_CATEGORIES
     assert typing.get_args(typing.get_type_hints(EcdConfig)["compose"]) == choices.ECD_COMPOSE
-    from musc_ecd.models.generator import BACKENDS
+    from musc_ecd.models.backend_choice import BACKEND_MODULES
 
-    assert choices.BACKENDS == ("auto", *BACKENDS)  # auto picks one of the registered backends
+    assert choices.BACKENDS == ("auto", *BACKEND_MODULES)  # auto picks one of the registered backends
     with pytest.raises(ConfigError, match=r"train.curriculum.*expected one of \['random', 'easy_to_hard', 'staged'\]"):
         load_config(None, ["train.curriculum=hardest_first"])

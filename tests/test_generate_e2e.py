@@ -12,7 +12,7 @@ from helpers import interrupt_on_chunk, write_jsonl
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
 from musc_ecd.generate import generate_into as generate  # into a stage directory: X/pairs.jsonl
-from musc_ecd.models.generator import vllm_installed
+from musc_ecd.models.backend_choice import vllm_installed
 from musc_ecd.store import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]

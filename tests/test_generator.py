@@ -7,7 +7,7 @@ from helpers import chat
 
 from musc_ecd.config import load_config
 from musc_ecd.errors import BackendUnavailableError
-from musc_ecd.models import SamplingParams, create_generator, generator, vllm_backend
+from musc_ecd.models import SamplingParams, create_generator
 from musc_ecd.models.generator import cut_at_stop, make_completion, params_from_config, sample_seed
 from musc_ecd.models.scripted import ScriptedGenerator
 
@@ -50,15 +50,49 @@ def test_make_completion_by_hand():
     assert (cut.text, cut.token_ids, cut.finish_reason) == ("hell", tuple(ids[:6]), "stop")
 
 
-def test_auto_backend_is_hf_without_gpu(monkeypatch):
+@pytest.mark.parametrize(
+    ("cuda", "bf16", "have", "expected"),
+    [
+        (True, True, {"vllm", "ctranslate2"}, "vllm"),
+        (True, True, {"ctranslate2"}, "hf"),
+        (False, True, {"vllm", "ctranslate2"}, "vllm"),
+        (False, True, {"ctranslate2"}, "hf"),
+        (False, False, {"vllm", "ctranslate2"}, "ct2"),
+        (False, False, {"vllm"}, "vllm"),
+        (False, False, set(), "hf"),
+    ],
+)
+def test_auto_backend_follows_the_documented_table(monkeypatch, cuda, bf16, have, expected):
     import torch
 
+    from musc_ecd.models import backend_choice, precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: bf16)
+    monkeypatch.setattr(backend_choice, "installed", lambda module: module in have)
+    assert backend_choice.resolve_backend("auto") == expected
+    assert backend_choice.resolve_backend("hf") == "hf"  # an explicit backend is always honoured
+
+
+def test_engine_record_names_backend_reason_and_precision(monkeypatch):
+    import torch
+
+    from musc_ecd.models import backend_choice, precision
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert generator.resolve_backend("auto") == "hf"
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    monkeypatch.setattr(backend_choice, "installed", lambda module: module == "ctranslate2")
+    record = backend_choice.engine_record(load_config(None, []))
+    assert record == {"requested": "auto", "backend": "ct2", "reason": "CPU without native bf16",
+                      "compute_type": "float32"}
+    record = backend_choice.engine_record(load_config(None, ["generation.backend=hf", "model.dtype=float32"]))
+    assert record == {"requested": "hf", "backend": "hf", "reason": "asked for", "dtype": "float32"}
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(vllm_backend, "vllm_installed", lambda: False)
+    from musc_ecd.models import backend_choice
+
+    monkeypatch.setattr(backend_choice, "vllm_installed", lambda: False)
     with pytest.raises(BackendUnavailableError, match="vLLM is not installed.*generation.backend=hf"):
         create_generator("tiny", load_config(None, ["generation.backend=vllm"]))
 

@@ -82,7 +82,9 @@ def test_vllm_backend_is_given_the_resolved_dtype(cpu_without_bf16, monkeypatch)
             self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM))
-    monkeypatch.setattr(vllm_backend, "vllm_installed", lambda: True)
+    from musc_ecd.models import backend_choice
+
+    monkeypatch.setattr(backend_choice, "vllm_installed", lambda: True)
     cfg = load_config(None, ["model.policy=tiny", "generation.backend=vllm"])
     vllm_backend.VLLMGenerator.from_config("tiny", cfg)
     assert seen["dtype"] == "float32"

@@ -13,7 +13,7 @@ from helpers import PROMPTS, chat
 
 from musc_ecd.config import load_config
 from musc_ecd.models import SamplingParams, create_generator
-from musc_ecd.models.generator import vllm_installed
+from musc_ecd.models.backend_choice import vllm_installed
 
 pytestmark = [
     pytest.mark.vllm,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from musc_ecd.config.choices import BACKENDS, DTYPES, JUDGE_UNTYPED
+from musc_ecd.config.choices import BACKENDS, CT2_COMPUTE_TYPES, DTYPES, JUDGE_UNTYPED
 from musc_ecd.config.validate import check
 
 
@@ -55,12 +55,30 @@ class VLLMConfig:
 
 
 @dataclass
+class CT2Config:
+    """Options of the CTranslate2 backend (ignored by the others)."""
+
+    compute_type: Literal[CT2_COMPUTE_TYPES] = "auto"
+    """``auto`` = float32. ``int8`` quantizes the weights: faster, but a different model whose answers diverge
+    from float32's (docs/backends.md), so it keys pairs and answers like a model change."""
+    max_batch_size: int = 64
+    """Rows decoded together (sorted by prompt length first); the benchmark's best on a 2-core AVX2 CPU."""
+    threads: int = 0
+    """Threads per engine; 0 = the cores this process may use."""
+
+    def __post_init__(self) -> None:
+        check(self.max_batch_size >= 1, "generation.ct2.max_batch_size", self.max_batch_size, "an integer >= 1")
+        check(self.threads >= 0, "generation.ct2.threads", self.threads, "an integer >= 0")
+
+
+@dataclass
 class GenerationConfig:
     """How text is generated. The same semantics in every backend."""
 
     backend: Literal[BACKENDS] = "auto"
-    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``auto`` = vllm when installed and a
-    CUDA GPU is present, else hf."""
+    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``ct2`` (CTranslate2, CPU), or ``auto``: per
+    machine, from the table in ``musc_ecd/models/backend_choice.py`` (GPU or CPU with native bf16: vLLM if
+    installed, else hf; CPU without native bf16: ct2). The choice is logged and recorded in summaries."""
     temperature: float = 0.0
     """Sampling temperature; 0 = greedy."""
     top_p: float = 1.0
@@ -73,6 +91,7 @@ class GenerationConfig:
     batch_size: int = 16
     """hf backend: rows per forward batch (requests are sorted by length and bucketed)."""
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    ct2: CT2Config = field(default_factory=CT2Config)
 
     def __post_init__(self) -> None:
         check(self.temperature >= 0, "generation.temperature", self.temperature, "a number >= 0")

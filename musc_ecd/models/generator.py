@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -147,41 +146,16 @@ def validate_requests(requests: Sequence[Chat]) -> None:
                 raise ValueError(f"request {i} has a message without 'role'/'content': {message!r}")
 
 
-# ----------------------------------------------------------------------------------------------
-# Backend registry: import paths, so that importing musc_ecd never imports vLLM.
-
-BACKENDS = {
-    "hf": "musc_ecd.models.hf_backend:HFGenerator",
-    "vllm": "musc_ecd.models.vllm_backend:VLLMGenerator",
-}
-
-
-def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` → ``vllm`` when it is installed and a CUDA GPU is present, else ``hf``.
-
-    On CPU hf is the default even when the vLLM CPU build is installed: its engine start (~25 s)
-    outweighs its speed-up on the small jobs CPU runs do; ask for ``vllm`` explicitly to use it.
-    """
-    if backend == "auto":
-        import torch
-
-        return "vllm" if vllm_installed() and torch.cuda.is_available() else "hf"
-    if backend not in BACKENDS:
-        raise ConfigError(f"config error: generation.backend={backend!r}; allowed: auto, {', '.join(BACKENDS)}")
-    return backend
-
-
 def create_generator(model_spec: str, cfg) -> Generator:
-    """Build the configured backend for ``model_spec``. ``cfg`` is the whole ``Config``."""
+    """Build the configured backend for ``model_spec`` (``auto``: ``backend_choice``'s table). ``cfg`` is the
+    whole ``Config``. The only place that knows which backends exist; callers see a ``Generator``."""
+    from musc_ecd.models.backend_choice import BACKEND_MODULES, resolve_backend
+
     backend = resolve_backend(cfg.generation.backend)
-    module_name, class_name = BACKENDS[backend].split(":")
+    module_name, class_name = BACKEND_MODULES[backend].split(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:  # only the vllm module can fail here: its import is deferred to use
+    except ImportError as exc:  # engines are imported when the backend is built, not here
         raise BackendUnavailableError(f"generation backend '{backend}' cannot be imported: {exc}") from None
     return getattr(module, class_name).from_config(model_spec, cfg)
 

