@@ -1,13 +1,23 @@
-"""Generation throughput of the backends, in one run: hf one request at a time, hf batched, vLLM.
+"""Generation engines side by side on this CPU: transformers, the vLLM CPU build, CTranslate2 and OpenVINO.
 
-    python benchmarks/generation.py --model smollm2-135m-instruct   # ~3 min on a 2-core CPU
-    python benchmarks/generation.py --model tiny
+    python benchmarks/generation.py                                  # every engine and precision installed
+    python benchmarks/generation.py --engines ct2,hf --precisions fp32 --batches 16,64
+    python benchmarks/generation.py --openvino-python /path/to/ov-venv/bin/python   # + OpenVINO (see below)
 
-Throughput = generated (non-pad) tokens / wall seconds of the generate calls; vLLM's engine start is
-reported separately, not counted. All rows answer the same prompts greedily with the same token
-budget, so their ratios compare like with like. Results are merged into
-benchmarks/results/generation.json under ``MODEL/DTYPE``, with the CPU capability and the resolved dtype
-(``--dtype float32`` on a CPU with native bf16 measures what a CPU without it gets).
+The same prompts for every row: IFEval's first 64 (the first 256 for batch 256), with the model's chat
+template, greedy, ``--max-new-tokens`` (256) new tokens. Each engine and precision runs in its own process,
+so its peak RSS is its own (``os.wait4``). Per row: generated tokens/s (generated tokens / wall seconds of
+the generate calls), prompt tokens/s (the same prompts with one new token: prefill), engine start (load of an
+already converted model), conversion time (once per model; cached afterwards by the backend), peak RSS, and
+the share of the decode roofline at that batch (``cpu_roofline.py``: this CPU's measured fp32 matmul rate at
+the model's shapes). Faithfulness: per fp32 engine, the share of the first 64 prompts whose first 128 answer
+tokens equal transformers' fp32 ones; per int8 row, the same against that engine's fp32.
+
+int8 per engine: transformers = torch dynamic int8 quantization of every Linear; CTranslate2 = ``int8``;
+OpenVINO = ``--weight-format int8``; the vLLM CPU build has no int8 for an unquantized checkpoint (skipped).
+OpenVINO runs from its own environment, since its exporter (optimum-intel 2.2) needs transformers < 5.6 and
+this project pins 5.19: ``bash benchmarks/openvino_env.sh`` makes it. Results are merged into
+benchmarks/results/generation.json under ``engines/MODEL/CPU-CAPABILITY``, with the CPU's model and flags.
 """
 
 from __future__ import annotations
@@ -15,88 +25,291 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "generation.json"
-PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "data" / "prompts_sample.jsonl"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "generation.json"
+IFEVAL = HERE.parents[1] / "shared" / "data" / "ifeval" / "input_data.jsonl"
+ENGINES = ("hf", "ct2", "vllm", "openvino")
+PRECISIONS = ("fp32", "int8")
+FAITHFUL_PROMPTS, FAITHFUL_TOKENS = 64, 128
 
 
-def _timed(generator, requests, params) -> dict:
+# ------------------------------------------------------------------------------------------------------------
+# Workers: one engine at one precision, in its own process. The OpenVINO worker imports nothing of musc_ecd.
+
+
+def _timed_rows(generate, prompts: list, batches: list[int], counts: dict, max_new_tokens: int) -> dict:
+    """For each batch size: decode throughput, prefill throughput, and the answers of the first 64 prompts."""
+    rows = {}
+    for batch in batches:
+        chosen = prompts[: counts[str(batch)]]
+        started = time.perf_counter()
+        answers = generate(chosen, batch, max_new_tokens)
+        seconds = time.perf_counter() - started
+        generated = sum(len(a) for a in answers)
+        started = time.perf_counter()
+        generate(chosen, batch, 1)
+        prefill_s = time.perf_counter() - started
+        rows[str(batch)] = {
+            "prompts": len(chosen), "generated_tokens": generated, "seconds": round(seconds, 2),
+            "generated_tokens_per_s": round(generated / seconds, 1),
+            "prompt_tokens_per_s": round(sum(counts["prompt_lengths"][: len(chosen)]) / prefill_s, 1),
+            "answers": [a[:FAITHFUL_TOKENS] for a in answers[:FAITHFUL_PROMPTS]],
+        }
+    return rows
+
+
+def _project_worker(engine: str, precision: str, spec: dict) -> dict:
+    from musc_ecd.config import load_config
+    from musc_ecd.models import SamplingParams, create_generator
+
+    overrides = ["model.dtype=float32", f"generation.backend={engine}", "generation.vllm.max_model_len=2048"]
+    if engine == "ct2":
+        overrides.append(f"generation.ct2.compute_type={'float32' if precision == 'fp32' else 'int8'}")
+    timings = {}
+    if engine == "hf":
+        import torch
+
+        from musc_ecd.models.hf_backend import HFGenerator
+        from musc_ecd.models.loading import load_model
+
+        started = time.perf_counter()
+        model, tokenizer = load_model(spec["model"], dtype="float32", device="cpu")
+        timings["engine_start_s"] = round(time.perf_counter() - started, 2)
+        if precision == "int8":
+            started = time.perf_counter()
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            timings["conversion_s"] = round(time.perf_counter() - started, 2)
+
+        def build(batch):
+            return HFGenerator(model, tokenizer, spec["model"], batch_size=batch, show_progress=False)
+    elif engine == "ct2":
+        os.environ["MUSC_ECD_CACHE"] = tempfile.mkdtemp(prefix="bench-ct2-")  # a conversion to time
+        for name in ("models",):  # the source model itself is not reconverted: link the project's cache
+            (Path(os.environ["MUSC_ECD_CACHE"]) / name).symlink_to(Path(spec["cache"]) / name)
+        cfg = load_config(None, overrides)
+        started = time.perf_counter()
+        create_generator(spec["model"], cfg)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        generators = {}
+        generators[0] = create_generator(spec["model"], cfg)
+        timings["engine_start_s"] = round(time.perf_counter() - started, 2)
+        timings["conversion_s"] = round(first - timings["engine_start_s"], 2)
+
+        def build(batch):
+            from dataclasses import replace
+
+            if batch not in generators:
+                generators[batch] = create_generator(spec["model"], replace(
+                    cfg, generation=replace(cfg.generation, ct2=replace(cfg.generation.ct2, max_batch_size=batch))))
+            generators[batch].show_progress = False
+            return generators[batch]
+    else:  # vllm: one engine per batch size (its max_num_seqs); the first start is the one reported
+        generators = {}
+
+        def build(batch):
+            if batch not in generators:
+                for old in generators.values():
+                    old.close()
+                generators.clear()
+                started = time.perf_counter()
+                generators[batch] = create_generator(spec["model"],
+                                                     load_config(None, [*overrides,
+                                                                        f"generation.vllm.max_num_seqs={batch}"]))
+                timings.setdefault("engine_start_s", round(time.perf_counter() - started, 2))
+                generators[batch].show_progress = False
+            return generators[batch]
+
+    def generate(prompts, batch, max_new_tokens):
+        outputs = build(batch).generate([[{"role": "user", "content": p}] for p in prompts],
+                                        SamplingParams(max_new_tokens=max_new_tokens))
+        return [list(samples[0].token_ids) for samples in outputs]
+
+    rows = _timed_rows(generate, spec["prompts"], spec["batches"], spec["counts"], spec["max_new_tokens"])
+    return {**timings, "rows": rows}
+
+
+def _openvino_worker(precision: str, spec: dict) -> dict:
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as genai
+
+    exporter = Path(sys.executable).parent / "optimum-cli"
+    out = Path(tempfile.mkdtemp(prefix="bench-ov-")) / "model"
     started = time.perf_counter()
-    outputs = generator.generate(requests, params)
-    seconds = time.perf_counter() - started
-    tokens = sum(len(c.token_ids) for samples in outputs for c in samples)
-    return {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_s": round(tokens / seconds, 2)}
+    subprocess.run([str(exporter), "export", "openvino", "--model", spec["model_dir"], "--task",
+                    "text-generation-with-past", "--weight-format", precision, str(out)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timings = {"conversion_s": round(time.perf_counter() - started, 2)}
+    eos = set(spec["eos_ids"])
+    pipelines = {}
+
+    def build(batch):
+        if batch not in pipelines:
+            pipelines.clear()
+            scheduler = genai.SchedulerConfig()
+            scheduler.max_num_seqs = batch
+            scheduler.cache_size = 2
+            started = time.perf_counter()
+            pipelines[batch] = genai.ContinuousBatchingPipeline(str(out), scheduler, "CPU",
+                                                                {"INFERENCE_PRECISION_HINT": "f32"})
+            timings.setdefault("engine_start_s", round(time.perf_counter() - started, 2))
+        return pipelines[batch]
+
+    by_prompt = dict(zip(spec["prompts"], spec["prompt_ids"], strict=True))
+
+    def generate(prompts, batch, max_new_tokens):
+        config = genai.GenerationConfig()
+        config.max_new_tokens, config.do_sample = max_new_tokens, False
+        inputs = [ov.Tensor(np.array([by_prompt[p]], dtype=np.int64)) for p in prompts]
+        results = build(batch).generate(inputs, [config] * len(inputs))
+        answers = []
+        for result in results:
+            ids = list(result.m_generation_ids[0])
+            answers.append(ids[: next((i for i, t in enumerate(ids) if t in eos), len(ids))])
+        return answers
+
+    rows = _timed_rows(generate, spec["prompts"], spec["batches"], spec["counts"], spec["max_new_tokens"])
+    return {**timings, "rows": rows}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The parent: prompts, roofline, one child per engine and precision, the comparison.
+
+
+def _run_child(python: str, engine: str, precision: str, spec_file: Path) -> dict:
+    out = spec_file.with_name(f"{engine}-{precision}.json")
+    process = subprocess.Popen([python, __file__, "--worker", engine, "--precision", precision,
+                                "--spec", str(spec_file), "--out", str(out)])
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0 or not out.is_file():
+        return {"error": f"worker exited with status {status}"}
+    return {**json.loads(out.read_text()), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def _agreement(answers: list, reference: list) -> float:
+    return round(sum(a == r for a, r in zip(answers, reference, strict=True)) / len(reference), 3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="tiny | smollm2-135m-instruct | a path")
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--skip-vllm", action="store_true")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 only where native) | float32 | bfloat16")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--batches", default="16,64,256")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--prompts", type=int, default=64, help="prompts per row (batches above it use as many)")
+    parser.add_argument("--openvino-python", help="the Python of an environment with openvino-genai and optimum-intel")
+    for internal in ("--worker", "--precision", "--spec", "--out"):  # how the parent calls a child
+        parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(Path(args.spec).read_text())
+        result = (_openvino_worker(args.precision, spec) if args.worker == "openvino"
+                  else _project_worker(args.worker, args.precision, spec))
+        Path(args.out).write_text(json.dumps(result))
+        return
 
-    import torch
+    from cpu_roofline import cpu_info, decode_roofline, model_config
 
-    from musc_ecd.config import load_config
-    from musc_ecd.models import SamplingParams, create_generator, load_model
-    from musc_ecd.models.backend_choice import vllm_installed
-    from musc_ecd.models.hf_backend import HFGenerator
+    from musc_ecd.models.backend_choice import ct2_installed, vllm_installed
+    from musc_ecd.models.generator import encode_chat
+    from musc_ecd.models.loading import cache_dir, resolve_model_path
 
-    lines = PROMPTS.read_text().splitlines()
-    texts = [json.loads(line)["prompt"] for line in lines][: args.prompts]
-    requests = [[{"role": "user", "content": t}] for t in texts]
-    # min_new_tokens is not part of our contract, so EOS may end answers early; every row answers the
-    # same prompts greedily, hence generates the same tokens, and tokens/s stays comparable.
-    params = SamplingParams(max_new_tokens=args.max_new_tokens)
+    batches = [int(b) for b in args.batches.split(",")]
+    texts = [json.loads(line)["prompt"] for line in IFEVAL.read_text().splitlines()][: max(args.prompts, *batches)]
+    model_dir = resolve_model_path(args.model)
+    from transformers import AutoTokenizer
 
-    from musc_ecd.models.precision import precision_record
+    from musc_ecd.models.conversion import eos_ids_of
 
-    precision = precision_record(args.dtype)  # what `auto` resolves to on this machine, and why
-    model, tokenizer = load_model(args.model, dtype=args.dtype)
-    rows: dict[str, dict] = {}
-    one = HFGenerator(model, tokenizer, args.model, batch_size=1, show_progress=False)
-    rows["hf_one_at_a_time"] = {"batch_size": 1, **_timed(one, requests, params)}
-    batched = HFGenerator(model, tokenizer, args.model, batch_size=args.batch_size, show_progress=False)
-    rows[f"hf_batched_{args.batch_size}"] = {"batch_size": args.batch_size, **_timed(batched, requests, params)}
-    del model
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompt_ids = [encode_chat(tokenizer, [{"role": "user", "content": t}]) for t in texts]
+    counts = {str(b): max(args.prompts, b) for b in batches}
+    counts["prompt_lengths"] = [len(ids) for ids in prompt_ids]
+    spec = {"model": args.model, "model_dir": str(model_dir), "cache": str(cache_dir()), "prompts": texts,
+            "prompt_ids": prompt_ids, "batches": batches, "counts": counts, "max_new_tokens": args.max_new_tokens,
+            "eos_ids": eos_ids_of(model_dir, tokenizer)}
+    machine = cpu_info()
+    config = model_config(model_dir)
+    roofline = {str(b): decode_roofline(config, b) for b in batches}
+    available = {"hf": True, "ct2": ct2_installed(), "vllm": vllm_installed(), "openvino": bool(args.openvino_python)}
 
-    if not args.skip_vllm and vllm_installed():
-        cfg = load_config(None, ["generation.backend=vllm", "generation.vllm.max_model_len=2048",
-                                 f"model.dtype={args.dtype}"])
-        started = time.perf_counter()
-        vllm_generator = create_generator(args.model, cfg)
-        vllm_generator.show_progress = False
-        start_s = round(time.perf_counter() - started, 1)
-        rows["vllm"] = {"engine_start_s": start_s, **_timed(vllm_generator, requests, params)}
-
-    hf_batched = rows[f"hf_batched_{args.batch_size}"]["tokens_per_s"]
-    ratios = {"hf_batched_vs_one_at_a_time": round(hf_batched / rows["hf_one_at_a_time"]["tokens_per_s"], 2)}
-    if "vllm" in rows:
-        ratios["vllm_vs_hf_batched"] = round(rows["vllm"]["tokens_per_s"] / hf_batched, 2)
-    result = {
-        "model": args.model,
-        "prompts": len(requests),
-        "max_new_tokens": args.max_new_tokens,
-        "dtype": precision["dtype"],
-        "precision": precision,
-        "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, {platform.machine()})",
-        "torch_threads": torch.get_num_threads(),
-        "rows": rows,
-        "ratios": ratios,
-        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
-    }
+    key = f"engines/{args.model}/{machine['cpu_capability']}"
     everything = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    everything[f"{args.model}/{precision['dtype']}"] = result
+    result = everything.get(key, {})
+    result.update({"model": args.model, "max_new_tokens": args.max_new_tokens, "prompts": "IFEval's first "
+                   f"{args.prompts} (first {max(batches)} for batch {max(batches)}), chat template, greedy",
+                   **machine, "roofline": roofline, "measured_at": time.strftime("%Y-%m-%d %H:%M")})
+    engines = result.setdefault("engines", {})
+    with tempfile.TemporaryDirectory() as scratch:
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(json.dumps(spec))
+        for engine in args.engines.split(","):
+            for precision in args.precisions.split(","):
+                name = f"{engine}/{precision}"
+                if not available[engine]:
+                    engines[name] = {"skipped": f"{engine} is not installed here"}
+                elif engine == "vllm" and precision == "int8":
+                    engines[name] = {"skipped": "the vLLM CPU build has no int8 for an unquantized checkpoint"}
+                else:
+                    python = args.openvino_python if engine == "openvino" else sys.executable
+                    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+                    engines[name] = _run_child(python, engine, precision, spec_file)
+                    engines[name]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    _compare(result)
+    everything[key] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    RESULTS.write_text(json.dumps(everything, indent=1) + "\n")
+    print(json.dumps(_summary(result), indent=1))
+
+
+def _compare(result: dict) -> None:
+    """Roofline shares, faithfulness, and each engine's best batch against transformers' fp32 at batch 16."""
+    engines, roofline = result["engines"], result["roofline"]
+    reference = engines.get("hf/fp32", {}).get("rows", {})
+    first = next(iter(reference.values()), None)
+    for name, entry in engines.items():
+        for batch, row in entry.get("rows", {}).items():
+            row["roofline_share"] = round(row["generated_tokens_per_s"] / roofline[batch]["tokens_per_s"], 3) \
+                if batch in roofline else None
+        rows = entry.get("rows", {})
+        if not rows:
+            continue
+        engine, precision = name.split("/")
+        own_fp32 = engines.get(f"{engine}/fp32", {}).get("rows", {})
+        base = first if precision == "fp32" else next(iter(own_fp32.values()), None)
+        if base is not None:
+            entry["faithful_share"] = _agreement(next(iter(rows.values()))["answers"], base["answers"])
+            entry["faithful_to"] = "hf/fp32" if precision == "fp32" else f"{engine}/fp32"
+        best = max(rows, key=lambda b: rows[b]["generated_tokens_per_s"])
+        entry["best_batch"] = int(best)
+        if reference.get("16"):
+            entry["best_vs_hf_fp32_batch16"] = round(rows[best]["generated_tokens_per_s"]
+                                                     / reference["16"]["generated_tokens_per_s"], 2)
+        if "16" in rows and reference.get("16"):
+            entry["batch16_vs_hf_fp32_batch16"] = round(rows["16"]["generated_tokens_per_s"]
+                                                        / reference["16"]["generated_tokens_per_s"], 2)
+
+
+def _summary(result: dict) -> dict:
+    table = {}
+    for name, entry in result["engines"].items():
+        if "rows" not in entry:
+            table[name] = entry.get("skipped") or entry.get("error")
+            continue
+        table[name] = {b: (row["generated_tokens_per_s"], row["roofline_share"]) for b, row in entry["rows"].items()}
+        table[name].update({k: entry.get(k) for k in ("faithful_share", "engine_start_s", "conversion_s",
+                                                       "peak_rss_mb", "best_vs_hf_fp32_batch16")})
+    return {"cpu": result["cpu_model"], "capability": result["cpu_capability"], "tokens/s, roofline share": table}
 
 
 if __name__ == "__main__":  # guard required: vLLM starts worker processes
+    sys.path.insert(0, str(HERE))
     main()

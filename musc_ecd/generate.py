@@ -18,6 +18,7 @@ from musc_ecd.items import load_items
 from musc_ecd.label_audit import label_accuracy
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.loading import resolve_model_path
+from musc_ecd.models.backend_choice import engine_record
 from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.registry import check_roles, get_method
@@ -50,7 +51,8 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
         return method.build(ModelRoles.from_config(cfg), cfg)
 
     def describe(pairs, rejects):
-        summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype)}
+        summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype),
+                   "engine": engine_record(cfg)}
         accuracy = label_accuracy(pairs)  # measured on the seeds' typed constraints, where the pairs carry them
         if accuracy["with_constraints"]:
             summary["label_accuracy"] = accuracy

@@ -49,6 +49,8 @@ class VLLMConfig:
     """None = eager on CPU (the CPU build needs it), CUDA graphs on GPU."""
     cpu_kvcache_space_gib: int = 1
     """KV-cache size for the CPU build (``VLLM_CPU_KVCACHE_SPACE``)."""
+    max_num_seqs: int | None = None
+    """Sequences decoded together; None = vLLM's default."""
     enable_chunked_prefill: bool | None = None
     """None = off on CPU: the CPU build (0.32) crashes when a seeded request's prefill is chunked
     ("CPU Generator does not use offset"); vLLM's default on GPU."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import DataError
 from musc_ecd.evaluation.ifeval import load_inputs, score_files
+from musc_ecd.models.backend_choice import engine_record
 from musc_ecd.models.precision import precision_record
 from musc_ecd.store import retire, write_atomic, write_jsonl_atomic
 
@@ -51,7 +52,7 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     respond(answer_cfg, out_dir)
     results = score_files(prompts, out_dir / "responses.jsonl")
     results.update({"eval_set": str(source), "model": cfg.model.policy, "adapter": options.adapter, "name": name,
-                    "precision": precision_record(cfg.model.dtype)})
+                    "precision": precision_record(cfg.model.dtype), "engine": engine_record(cfg)})
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items()))
     return results

@@ -67,6 +67,8 @@ class VLLMGenerator:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.cpu_kvcache_space_gib))
         enforce_eager = (not on_gpu) if options.enforce_eager is None else options.enforce_eager
         extra = {}
+        if options.max_num_seqs is not None:
+            extra["max_num_seqs"] = options.max_num_seqs
         if options.enable_chunked_prefill is not None or not on_gpu:
             extra["enable_chunked_prefill"] = bool(options.enable_chunked_prefill)
         try:
