@@ -17,8 +17,8 @@ from musc_ecd.fingerprints import pairs_fingerprint
 from musc_ecd.items import load_items
 from musc_ecd.label_audit import label_accuracy
 from musc_ecd.layout import RunLayout
-from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.backend_choice import engine_record
+from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.registry import check_roles, get_method

@@ -91,9 +91,18 @@ def _log_once(choice: BackendChoice) -> None:
     log.info("generation.backend=auto -> %s (%s)", choice.backend, choice.reason)
 
 
-def ct2_auto_compute_type() -> str:
-    """``generation.ct2.compute_type=auto``: float32 (int8 only when asked; see the module docstring)."""
-    return "float32"
+def ct2_compute_type(cfg) -> str:
+    """CTranslate2's compute type: ``generation.ct2.compute_type``, ``auto`` resolved by the table above.
+
+    CTranslate2 computes in float32 or int8 on CPU; an explicit bf16/fp16 ``model.dtype`` cannot be honoured,
+    so it is refused rather than silently run in another precision."""
+    if cfg.model.dtype in ("bfloat16", "float16"):
+        raise ConfigError(
+            f"config error: generation.backend=ct2 runs in float32 or int8 on CPU, but model.dtype="
+            f"{cfg.model.dtype}; set model.dtype=auto (or float32), or use generation.backend=hf"
+        )
+    chosen = cfg.generation.ct2.compute_type  # auto: float32; int8 only when asked (see the module docstring)
+    return "float32" if chosen == "auto" else chosen
 
 
 def engine_record(cfg) -> dict:
@@ -103,8 +112,6 @@ def engine_record(cfg) -> dict:
     choice = choose_backend(cfg.generation.backend)
     record = {"requested": cfg.generation.backend, "backend": choice.backend, "reason": choice.reason}
     if choice.backend == "ct2":
-        from musc_ecd.models.ct2_backend import ct2_compute_type
-
         record["compute_type"] = ct2_compute_type(cfg)
     else:
         record["dtype"] = resolve_dtype(cfg.model.dtype)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musc_ecd.errors import BackendUnavailableError, ConfigError
+from musc_ecd.errors import BackendUnavailableError
 from musc_ecd.models.generator import (
     Chat,
     Completion,
@@ -86,7 +86,7 @@ class CT2Generator:
 
     @classmethod
     def from_config(cls, model_spec: str, cfg) -> CT2Generator:
-        from musc_ecd.models.backend_choice import ct2_installed
+        from musc_ecd.models.backend_choice import ct2_compute_type, ct2_installed
 
         if not ct2_installed():
             raise BackendUnavailableError(
@@ -205,19 +205,3 @@ class CT2Generator:
 
     def close(self) -> None:
         self._engine = None
-
-
-def ct2_compute_type(cfg) -> str:
-    """The engine's compute type: ``generation.ct2.compute_type``, with ``auto`` resolved by ``backend_choice``.
-
-    CTranslate2 computes in float32 or int8 on CPU; an explicit bf16/fp16 ``model.dtype`` cannot be honoured,
-    so it is refused rather than silently run in another precision."""
-    from musc_ecd.models.backend_choice import ct2_auto_compute_type
-
-    if cfg.model.dtype in ("bfloat16", "float16"):
-        raise ConfigError(
-            f"config error: generation.backend=ct2 runs in float32 or int8 on CPU, but model.dtype="
-            f"{cfg.model.dtype}; set model.dtype=auto (or float32), or use generation.backend=hf"
-        )
-    chosen = cfg.generation.ct2.compute_type
-    return ct2_auto_compute_type() if chosen == "auto" else chosen
