@@ -1,5 +1,6 @@
 """The CTranslate2 backend for real, on the tiny model: the same contract as hf (greedy equal token for token,
-stop strings, token budgets) and its own seeding contract (a request's samples depend on seed, request, n)."""
+stop strings, token budgets) and its own seeding contract (a sampled call's samples depend on the seed and the
+call's set of requests)."""
 
 from __future__ import annotations
 
@@ -71,13 +72,13 @@ def test_generate_many_gives_each_call_its_own_params(tiny_ct2):
     assert all(len(c.token_ids) <= 4 for (c,) in together[0])
 
 
-def test_seeded_sampling_depends_on_seed_request_and_n_only(tiny_ct2):
+def test_seeded_sampling_is_reproducible_per_call_whatever_its_order(tiny_ct2):
     params = SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=10, seed=11)
     first = tiny_ct2.generate(REQUESTS, params)
     assert [len(s) for s in first] == [3] * len(REQUESTS)
     assert len({s.token_ids for s in first[0]}) > 1
-    assert tiny_ct2.generate(REQUESTS[::-1], params)[::-1] == first  # order and batch mates do not matter
-    assert tiny_ct2.generate(REQUESTS[1:2], params) == first[1:2]
+    tiny_ct2.generate(REQUESTS[1:3], params)  # other work between two runs of the call changes nothing
+    assert tiny_ct2.generate(REQUESTS[::-1], params)[::-1] == first  # nor does the order of its requests
     assert tiny_ct2.generate(REQUESTS, SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=10,
                                                       seed=12)) != first
 

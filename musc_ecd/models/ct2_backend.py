@@ -12,10 +12,13 @@ How the contract is kept:
 - Greedy calls (one or many, with different ``max_new_tokens`` and ``stop``) run as one batch: a per-token
   callback ends each row at its own token budget or at the first completed stop string.
 - Sampling: CTranslate2 draws from one random stream per worker thread, seeded when the thread first samples,
-  with no per-request seed. A request's ``n`` samples therefore run on an engine made for that request and
-  seeded with ``sample_seed(seed, request, 0)``: a sample depends on (seed, request, n), never on which other
-  requests are answered, in what order, or whether a run resumed. (Unlike hf, sample ``s`` also depends on
-  ``n``.) Each seeded engine costs a model load (~0.1-0.3 s on 2 cores), small next to the decoding it runs.
+  with no per-request seed. So each sampled call runs on an engine made for it, seeded from the call's own
+  sample seeds (``sample_seed(seed, request, index)`` of every row), with its rows in the order of those seeds:
+  the same call gives the same samples, whatever the order of its requests and whatever else the run did.
+  Unlike hf and vLLM, a sample can change when its call's *other* requests change (a different
+  ``data.limit`` or ``store.commit_every``, or a resume that regroups items): use generation.backend=hf or
+  vllm where each request's samples must not depend on its call. One engine per sampled call costs a model
+  load (~0.1-0.3 s on 2 cores), small next to the decoding it runs.
 - Any checkpoint (the base model, a merged adapter) is converted once and cached under a key of its files'
   content and the quantization, never of its path (``models/conversion.py``).
 """
@@ -114,35 +117,35 @@ class CT2Generator:
         return self.generate_many([(requests, params)])[0]
 
     def generate_many(self, calls: Sequence[tuple[Sequence[Chat], SamplingParams]]) -> list[list[list[Completion]]]:
-        """Several calls at once: every greedy row in one engine batch; each sampled request on its seeded engine."""
+        """Several calls at once: every greedy row in one engine batch; each sampled call on its own seeded engine."""
         greedy: list[_Row] = []
-        sampled: list[tuple[Chat, list[_Row]]] = []
+        sampled: list[tuple[int, list[_Row]]] = []  # (the call's engine seed, its rows)
         for call, (requests, params) in enumerate(calls):
             validate_requests(requests)
             encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
             check_prompt_fits([len(ids) for ids in encoded], self.context, "the model (max_position_embeddings)")
-            for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)):
-                if params.greedy:
-                    greedy.append(_Row(call, i, 0, ids, params))
-                else:
-                    sampled.append((chat, [_Row(call, i, s, ids, params) for s in range(params.n)]))
+            if params.greedy:
+                greedy += [_Row(call, i, 0, ids, params) for i, ids in enumerate(encoded)]
+                continue
+            seeded = sorted(((sample_seed(params.seed, chat, s), _Row(call, i, s, ids, params))
+                             for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True))
+                             for s in range(params.n)), key=lambda pair: pair[0])  # the set decides, not the order
+            engine_seed = sample_seed(params.seed, [{"role": "seeds", "content": str([s for s, _ in seeded])}], 0)
+            sampled.append((engine_seed, [row for _, row in seeded]))
         progress = self._progress(len(greedy) + sum(len(rows) for _, rows in sampled))
         if greedy:
             self._decode(self._engine, greedy, progress, sampling=None)
-        for chat, rows in sampled:
-            params = rows[0].params
-            self._decode(self._seeded_engine(sample_seed(params.seed, chat, 0)), rows, progress, sampling=params)
+        for engine_seed, rows in sampled:
+            self._decode(self._seeded_engine(engine_seed), rows, progress, sampling=rows[0].params)
         if progress is not None:
             progress.close()
 
         results: list[list[list[Completion | None]]] = [[[None] * params.n for _ in requests]
                                                         for requests, params in calls]
         for row in greedy:
-            completion = self._completion(row)
-            results[row.call][row.request] = [completion] * row.params.n
-        for _, rows in sampled:
-            for row in rows:
-                results[row.call][row.request][row.sample] = self._completion(row)
+            results[row.call][row.request] = [self._completion(row)] * row.params.n
+        for row in (row for _, rows in sampled for row in rows):
+            results[row.call][row.request][row.sample] = self._completion(row)
         return results  # type: ignore[return-value]
 
     # -- decoding ------------------------------------------------------------------------------------------------
