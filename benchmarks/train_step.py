@@ -73,7 +73,7 @@ def _precision() -> tuple[bool, str]:
     return bf16, "bf16 autocast over fp32 weights" if bf16 else "fp32"
 
 
-def _build(kind: str, model, tokenizer, rows, workdir: str, batch_size: int):
+def _build(kind: str, model, tokenizer, rows, workdir: str, batch_size: int, uniform_weights: bool = False):
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -94,7 +94,7 @@ def _build(kind: str, model, tokenizer, rows, workdir: str, batch_size: int):
         row = dict(row)
         for side in ("chosen", "rejected"):
             count = len(completion_token_ids(tokenizer, row["prompt"], row[side]))
-            row[f"{side}_weights"] = [0.5 + (i % 4) / 2 for i in range(count)]
+            row[f"{side}_weights"] = [1.0 if uniform_weights else 0.5 + (i % 4) / 2 for i in range(count)]
         weighted.append(row)
     sharing = "on" if kind == "shared" else "off"
     return TokenWeightedDPOTrainer(model=model, args=TokenWeightedDPOConfig(**settings, prefix_sharing=sharing),

@@ -6,6 +6,5 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$("$root/scripts/env.sh")
 cd "$root"
 export MUSC_ECD_CACHE=${MUSC_ECD_CACHE:-$root/.cache}
-# An environment built without vLLM (MUSC_ECD_NO_VLLM=1) runs the same job on the transformers backend.
-backend=(); [ "${MUSC_ECD_NO_VLLM:-0}" = "1" ] && backend=(generation.backend=hf)
-exec "$venv/bin/musc-ecd" run configs/quickstart.yaml "${backend[@]}" "$@"
+# generation.backend=auto picks the engine for this machine (docs/backends.md) and logs its choice.
+exec "$venv/bin/musc-ecd" run configs/quickstart.yaml "$@"

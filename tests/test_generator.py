@@ -55,8 +55,7 @@ def test_make_completion_by_hand():
     [
         (True, True, {"vllm", "ctranslate2"}, "vllm"),
         (True, True, {"ctranslate2"}, "hf"),
-        (False, True, {"vllm", "ctranslate2"}, "vllm"),
-        (False, True, {"ctranslate2"}, "hf"),
+        (False, True, {"vllm", "ctranslate2"}, "hf"),
         (False, False, {"vllm", "ctranslate2"}, "ct2"),
         (False, False, {"vllm"}, "vllm"),
         (False, False, set(), "hf"),

@@ -3,13 +3,14 @@
 | machine                                   | backend                               | precision                      |
 |-------------------------------------------|---------------------------------------|--------------------------------|
 | CUDA GPU                                  | vllm if installed, else hf            | bf16 where the GPU has it      |
-| CPU with native bf16 (AVX-512-BF16 / AMX) | vllm if installed, else hf            | bf16                           |
+| CPU with native bf16 (AVX-512-BF16 / AMX) | hf                                    | bf16                           |
 | CPU without native bf16 (e.g. AVX2 only)  | ct2 if installed, else vllm, else hf  | fp32 (ct2: ``float32``)        |
 
 Why: on a 2-core AMD Zen 3 (AVX2, no AVX-512) CTranslate2 in float32 decoded fastest of every engine measured,
 with greedy answers equal to transformers' (benchmarks/README.md, ``benchmarks/results/generation.json``). On
-a Sapphire Rapids with native bf16 the vLLM CPU build in bf16 measured 1.33x transformers' bf16 batched, and
-CTranslate2 (which has no bf16 on CPU) has not been measured there. int8 is never chosen by ``auto``: it
+a Sapphire Rapids with native bf16, transformers in bf16 decoded 206 tokens/s at batch 16 and the vLLM CPU
+build 1.33x that, after a ~21 s engine start that every stage pays again, so hf stays the choice there;
+CTranslate2 (no bf16 on CPU) has not been measured on such a CPU. int8 is never chosen by ``auto``: it
 changes the model's answers (docs/backends.md has the IFEval comparison); ask for it with
 ``generation.ct2.compute_type=int8``.
 
@@ -67,7 +68,7 @@ def choose_backend(requested: str) -> BackendChoice:
     if torch.cuda.is_available():
         return _first(("vllm", "CUDA GPU"), ("hf", "CUDA GPU, vLLM not installed"))
     if native_bf16("cpu"):
-        return _first(("vllm", "CPU with native bf16"), ("hf", "CPU with native bf16, vLLM not installed"))
+        return BackendChoice("hf", "CPU with native bf16")
     return _first(("ct2", "CPU without native bf16"), ("vllm", "CPU without native bf16, ctranslate2 not installed"),
                   ("hf", "CPU without native bf16, neither ctranslate2 nor vLLM installed"))
 
