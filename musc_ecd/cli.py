@@ -21,12 +21,14 @@ from musc_ecd.layout import RunLayout
 def _run(args: argparse.Namespace) -> int:
     from musc_ecd.evaluation.compare import format_comparison
     from musc_ecd.pipeline import run
+    from musc_ecd.run_summary import format_run_summary
 
     cfg, run_dir = _prepare(args)
     report = run(cfg, run_dir)
     labels = report["labels"]
     for set_name, comparison in report["comparisons"].items():
         print(f"[{set_name}]\n{format_comparison(comparison, labels['base'], labels['trained'])}\n")
+    print(format_run_summary(run_dir))
     print(f"report -> {RunLayout(run_dir).report_md}")
     return 0
 
