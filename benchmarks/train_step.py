@@ -18,10 +18,16 @@ does (prompt + chosen + prompt + rejected of each pair, no padding) — the same
 ratios are inverse time ratios. Also recorded: the positions each layout computes per step and the share
 of them that is padding.
 
+Roofline (CPU): about 3 forward passes of matmul work a trained token (the policy's forward, its backward
+through the frozen base to the LoRA weights, the live reference's forward: ~6 x parameters FLOPs), at the
+rate this CPU's fp32 matmuls reach for the model's shapes with 512 rows (``cpu_roofline.py``). Each row
+records its share of that.
+
 Memory: on a GPU, the peak allocated bytes during a step; on CPU, a child process per trainer builds it,
 resets the kernel's high-water mark, runs the steps, and reports the peak resident memory above what the
 built trainer held before the first step (model, data and imports, which all share, left out). Results
-are merged into benchmarks/results/train_step.json, keyed by model.
+are merged into benchmarks/results/train_step.json, keyed by ``MODEL/CPU-CAPABILITY/PRECISION`` (older
+rows: by model), with the CPU's model and flags.
 """
 
 from __future__ import annotations
@@ -246,9 +252,22 @@ def main() -> None:
 
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from cpu_roofline import cpu_info, decode_roofline, model_config
+
+    from musc_ecd.models.loading import resolve_model_path
+
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in args.models:
         row = measure_time(name, args.pairs, args.steps, args.seq_len, args.batch_size, Path(args.workdir))
+        if not torch.cuda.is_available():
+            forward = decode_roofline(model_config(resolve_model_path(name)), 512)
+            roofline = forward["tokens_per_s"] / 3
+            row["training_roofline"] = {"tokens_per_s": round(roofline, 1), "basis": "3 forward passes of matmul "
+                                        f"work a token at {forward['effective_gflops']} GFLOP/s (512-row fp32 "
+                                        "matmuls at the model's shapes)"}
+            for kind in KINDS:
+                row[kind]["roofline_share"] = round(row[kind]["tokens_per_s"] / roofline, 3)
         if not torch.cuda.is_available():
             row.update(measure_cpu_memory(name, args.pairs, args.memory_steps, args.seq_len, args.batch_size,
                                           Path(args.workdir)))
@@ -256,10 +275,9 @@ def main() -> None:
                     "pairs": args.pairs, "batch_size_pairs": args.batch_size, "steps": args.steps,
                     "precision": _precision()[1],
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "torch_threads": torch.get_num_threads(),
-                    "measured_at": time.strftime("%Y-%m-%d %H:%M")})
-        results[name] = row
+                    **cpu_info(), "measured_at": time.strftime("%Y-%m-%d %H:%M")})
+        precision = "bf16" if _precision()[0] else "fp32"
+        results[f"{name}/{row['cpu_capability']}/{precision}"] = row
         print(json.dumps(row, indent=2), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
