@@ -5,6 +5,7 @@ method calls exactly the roles it is given (issue: correct on every machine and 
 from __future__ import annotations
 
 import logging
+import zlib
 
 import pytest
 from helpers import write_jsonl
@@ -279,3 +280,41 @@ def test_a_revision_leaking_the_correction_prompt_is_rejected():
     leaked = "The journey begins\n\nViolated constraints:\n- Mention a central question\n" + ANSWER
     assert parse_revision(leaked, ANSWER, 0.5) == (None, "revision_leak")
     assert parse_revision(ANSWER.replace("Best", "Thanks"), ANSWER, 0.5)[1] == ""
+
+
+# A looping tail and a repeating decomposition: the two texts read in the main command's pairs (issue #19).
+
+SOUND = ("Rivers shape the land over thousands of years. They carve valleys and carry soil to the sea. People have "
+         "always settled along their banks, for water, food and trade. ")
+LOOPING_TAIL = SOUND + " ".join(["haha"] * 26)  # the loop is about 40% of the text
+
+
+def test_a_looping_tail_is_degenerate_though_the_whole_text_is_not():
+    from musc_ecd.records import DEGENERATE_RATIO, is_degenerate, pair_problem
+
+    data = LOOPING_TAIL.encode()
+    assert len(zlib.compress(data, 9)) / len(data) >= DEGENERATE_RATIO  # the whole-text test alone passes it
+    assert is_degenerate(LOOPING_TAIL)
+    assert pair_problem(LOOPING_TAIL, SOUND) == "degenerate_chosen"
+    assert pair_problem(SOUND, LOOPING_TAIL) is None  # a looping rejected answer is a true negative
+
+
+def test_ordinary_repetition_is_not_a_loop():
+    from musc_ecd.records import is_degenerate
+
+    listing = "Here is the list:\n" + "\n".join(f"- {fruit}" for fruit in
+                                                 ("apples", "bananas", "cherries", "dates", "figs", "grapes", "kiwis"))
+    refrain = "The wind is cold.\nThe night is long.\nLa la la, la la la.\nLa la la, la la la.\nWe sing our song."
+    assert not is_degenerate(listing) and not is_degenerate(refrain) and not is_degenerate(SOUND)
+
+
+def test_a_decomposition_listing_the_same_constraints_nine_times_keeps_each_once():
+    from musc_ecd.constraints.decompose import Decomposition, parse_decomposition
+
+    four = ("Write in English.", "Use at most 100 words.", "Include the keyword 'river'.", "End with a question.")
+    text = "Constraints:\n" + "\n".join(f"{4 * k + i + 1}. {c}" for k in range(9) for i, c in enumerate(four))
+    parsed = parse_decomposition(text + "\nInput: none")
+    assert parsed.constraints == ("Write in English", "Use at most 100 words", "Include the keyword 'river'",
+                                  "End with a question")
+    assert parsed.duplicates == 32 and Decomposition.from_json(parsed.to_json()) == parsed
+    assert parse_decomposition("1. Be brief.\n2. be brief\n3. Use a list.").constraints == ("Be brief", "Use a list")

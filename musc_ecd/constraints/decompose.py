@@ -36,13 +36,16 @@ class Decomposition:
     constraints: tuple[str, ...]
     input: str | None
     source: Source
+    duplicates: int = 0
+    """Repeated constraints dropped while parsing (a small model can list the same four nine times)."""
 
     def to_json(self) -> dict:
-        return {"constraints": list(self.constraints), "input": self.input, "source": self.source}
+        record = {"constraints": list(self.constraints), "input": self.input, "source": self.source}
+        return {**record, "duplicates": self.duplicates} if self.duplicates else record
 
     @classmethod
     def from_json(cls, record: dict) -> Decomposition:
-        return cls(tuple(record["constraints"]), record.get("input"), record["source"])
+        return cls(tuple(record["constraints"]), record.get("input"), record["source"], record.get("duplicates", 0))
 
 
 def decompose_request(instruction: str) -> list[dict]:
@@ -53,7 +56,9 @@ def parse_decomposition(text: str) -> Decomposition | None:
     """Constraints and input from the model's answer, or None when there is no numbered list.
 
     Lines before the list (chatter, a ``Constraints:`` header) are skipped; a new few-shot block
-    (``Instruction:`` / ``###``) ends the answer; the input runs from ``Input:`` to the end.
+    (``Instruction:`` / ``###``) ends the answer; the input runs from ``Input:`` to the end. A constraint
+    that repeats an earlier one (ignoring case, punctuation and spacing) is dropped and counted: corrupting
+    one copy of a repeated constraint would leave it stated, and the pair's label wrong.
     """
     constraints: list[str] = []
     input_lines: list[str] | None = None
@@ -71,8 +76,16 @@ def parse_decomposition(text: str) -> Decomposition | None:
             constraints.append(_clean(item.group("text")))
     if not constraints:
         return None
+    seen: set[str] = set()
+    unique = [c for c in constraints if not (_identity(c) in seen or seen.add(_identity(c)))]  # first copies
     raw_input = "\n".join(input_lines).strip() if input_lines is not None else ""
-    return Decomposition(tuple(constraints), None if raw_input.lower() in _NONE else raw_input, "parsed")
+    return Decomposition(tuple(unique), None if raw_input.lower() in _NONE else raw_input, "parsed",
+                         duplicates=len(constraints) - len(unique))
+
+
+def _identity(constraint: str) -> str:
+    """What makes two listed constraints the same one: their words, case and punctuation aside."""
+    return " ".join(re.findall(r"\w+", constraint.lower()))
 
 
 def fallback_decomposition(instruction: str) -> Decomposition:
