@@ -11,7 +11,7 @@ forward passes of the policy over the fixed responses — no generation — with
 - ``edit``: no model call: the token diff between rejected and chosen;
 - ``uniform``: all ones.
 
-Reads ``RUN_DIR/pairs.jsonl`` (or ``train.pairs``); writes ``RUN_DIR/weights/pairs.jsonl`` (the same
+Reads ``RUN_DIR/generate/pairs.jsonl`` (or ``train.pairs``); writes ``RUN_DIR/weights/pairs.jsonl`` (the same
 pairs plus the two columns, ``meta.weights`` and ``item_id`` = ``PAIR_ID@CONTENT_HASH``), resumably, through
 the run store. Items are keyed by each pair's content, so a changed or added pair is (re)weighed and the
 others are reused: the stage can never serve weights of pairs that no longer exist.
@@ -19,8 +19,6 @@ others are reused: the stage can never serve weights of pairs that no longer exi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -29,7 +27,7 @@ from musc_ecd.config import Config
 from musc_ecd.config.choices import MODEL_WEIGHT_SCHEMES, PAIRWISE_WEIGHT_SCHEMES
 from musc_ecd.errors import ConfigError, DataError
 from musc_ecd.fingerprints import weights_fingerprint
-from musc_ecd.items import Item
+from musc_ecd.items import Item, content_hash
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.precision import precision_record
 from musc_ecd.records import Pair
@@ -75,7 +73,8 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     return run_item_stage(layout.weights, "pairs", key, entries, make_process,
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
-                          cfg.store.commit_every, label=f"weights [{scheme}]")
+                          cfg.store.commit_every, label=f"weights [{scheme}]",
+                          key=lambda entry: entry.id)  # its items' ids are content keys already
 
 
 def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
@@ -88,8 +87,7 @@ def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
 
 def content_key(pair: dict) -> str:
     """``id@hash``: the weights stage's item, a pair id together with a hash of the pair's content."""
-    blob = json.dumps(pair, sort_keys=True, ensure_ascii=False)
-    return f"{pair['id']}@{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    return f"{pair['id']}@{content_hash(pair)}"
 
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
