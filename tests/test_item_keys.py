@@ -78,8 +78,8 @@ def test_typed_constraints_are_part_of_an_items_content(tmp_path):
     row = {"id": "a", "instruction": "Write a haiku.", "instruction_id_list": ["punctuation:no_comma"],
            "kwargs": [{}]}
     before = load_items(write_jsonl(tmp_path / "a.jsonl", [row]), "instruction", "id")[0]
-    after = load_items(write_jsonl(tmp_path / "b.jsonl", [{**row, "instruction_id_list": ["change_case:english_lowercase"]}]),
-                       "instruction", "id")[0]
+    retyped = {**row, "instruction_id_list": ["change_case:english_lowercase"]}
+    after = load_items(write_jsonl(tmp_path / "b.jsonl", [retyped]), "instruction", "id")[0]
     assert before.id == after.id == "a" and entry_key(before) != entry_key(after)
     assert key_id(entry_key(before)) == "a" and prompt_key(before) == prompt_key(after)  # answers read the text only
     email = load_items(write_jsonl(tmp_path / "c.jsonl", [{**row, "id": "me@example.com"}]), "instruction", "id")[0]
