@@ -13,7 +13,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.errors import ConfigError
-from musc_ecd.fingerprints import pairs_fingerprint
+from musc_ecd.fingerprints import PAIRS, legacy_fingerprints, pairs_fingerprint
 from musc_ecd.items import load_items
 from musc_ecd.label_audit import label_accuracy
 from musc_ecd.layout import RunLayout
@@ -60,7 +60,8 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
         return {**summary, "warnings": warnings}
 
     summary = run_item_stage(stage_dir, ARTIFACT, pairs_fingerprint(cfg), entries, make_process, describe,
-                             cfg.store.commit_every, label=f"generate [{cfg.method}]")
+                             cfg.store.commit_every, label=f"generate [{cfg.method}]",
+                             legacy_fingerprints=legacy_fingerprints(cfg, PAIRS))
     for extra in method.extras:
         extra.write(stage_dir)
     return summary

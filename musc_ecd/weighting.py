@@ -26,7 +26,7 @@ import torch
 from musc_ecd.config import Config
 from musc_ecd.config.choices import MODEL_WEIGHT_SCHEMES, PAIRWISE_WEIGHT_SCHEMES
 from musc_ecd.errors import ConfigError, DataError
-from musc_ecd.fingerprints import weights_fingerprint
+from musc_ecd.fingerprints import WEIGHTS, legacy_fingerprints, weights_fingerprint
 from musc_ecd.items import Item, content_hash
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.precision import precision_record
@@ -74,7 +74,8 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
                           cfg.store.commit_every, label=f"weights [{scheme}]",
-                          key=lambda entry: entry.id)  # its items' ids are content keys already
+                          key=lambda entry: entry.id,  # its items' ids are content keys already
+                          legacy_fingerprints=legacy_fingerprints(cfg, WEIGHTS))
 
 
 def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
