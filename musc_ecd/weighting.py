@@ -97,19 +97,19 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
 
     plans = []
     for pair in pairs:
-        chosen_scheme = scheme
+        pair_scheme = scheme
         if scheme in NEEDS_NEGATIVE and not Pair.from_json(pair).negative_instruction:
-            chosen_scheme = cfg.train.weights_fallback
+            pair_scheme = cfg.train.weights_fallback
         ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
-        plans.append((pair, chosen_scheme, ids))
+        plans.append((pair, pair_scheme, ids))
     jobs = [(_conditions(pair, s), ids[side], s) for pair, s, ids in plans if s in MODEL_SCHEMES
             for side in ("chosen", "rejected")]
     signals = iter(model_signals(jobs, model, tokenizer, batch_size))
     out = []
-    for pair, chosen_scheme, ids in plans:
-        if chosen_scheme == "uniform":
+    for pair, pair_scheme, ids in plans:
+        if pair_scheme == "uniform":
             raw = {side: torch.ones(len(ids[side])) for side in ids}
-        elif chosen_scheme == "edit":
+        elif pair_scheme == "edit":
             rejected, chosen = edit_signal(ids["rejected"], ids["chosen"], low=cfg.train.edit_low)
             raw = {"chosen": torch.tensor(chosen), "rejected": torch.tensor(rejected)}
         else:
@@ -119,7 +119,7 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
         weighted = {key: value for key, value in pair.items() if key != "item_id"}
         for side in ("chosen", "rejected"):
             weighted[f"{side}_weights"] = [round(float(w), 5) for w in normalise(raw[side], cfg.train.w_max)]
-        weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": chosen_scheme, "w_max": cfg.train.w_max}}
+        weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": pair_scheme, "w_max": cfg.train.w_max}}
         out.append(weighted)
     return out
 
