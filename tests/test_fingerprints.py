@@ -144,7 +144,7 @@ def test_weight_options_key_the_weights_only_where_the_scheme_uses_them():
 
     uniform = weights("train.weights=uniform")
     for unused in ("model.dtype=float32", "train.edit_low=0.3", "train.weights_fallback=edit", "seed=3",
-                   "train.beta=0.2", "train.report_to=[tensorboard]", "model.teacher=big", "data.seeds=other"):
+                   "train.beta=0.2", "train.report_to=[tensorboard]", "model.judge_untyped=skip", "data.seeds=other"):
         assert weights("train.weights=uniform", unused) == uniform, unused
     assert weights("train.weights=uniform", "model.policy=tiny") != uniform  # its tokenizer cuts the tokens
     assert weights("train.weights=edit", "train.edit_low=0.3") != weights("train.weights=edit")
