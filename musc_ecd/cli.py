@@ -150,7 +150,8 @@ def _show_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "run": (_run, "the whole pipeline: generate -> train -> evaluate base and trained -> compare"),
+    "run": (_run, "the whole pipeline: generate -> weights (when train.weights is set) -> train -> evaluate base "
+                  "and trained -> compare"),
     "respond": (_respond, "answer a JSONL/CSV of prompts with the configured model (IFEval response format)"),
     "generate": (_generate, "build preference pairs from seed instructions with a method (musc_coarse, ...)"),
     "weights": (_weights, "add per-token weights (train.weights=kl|bi_kl|pmi|entropy|edit|uniform) to the pairs"),

@@ -1,15 +1,25 @@
-"""Every fingerprint and share key, in one place, with what each one leaves out.
+"""Every fingerprint and share key, in one place, and one table of which config key keys which artifact.
 
 A *fingerprint* keys an artifact inside a run directory: a rerun with a different one is refused (the
-store) or retrains (the model), so an artifact never mixes settings. A *share key* names an artifact that
-many runs of a sweep hold in common (``share_dir``). Both hash only what can change the artifact's content.
-Left out everywhere, because they say *how much* or *where*, never *what*:
+store: generated pairs, token weights, answers) or retrains, the old model moved aside (the model). A
+*share key* names an artifact that many runs of a sweep hold in common (``share_dir``). Each hashes only
+what can change its artifact's content.
 
-- ``run_dir``, ``share_dir`` — where things live;
-- ``generation.batch_size`` and ``generation.vllm`` — how requests are batched and the engine's memory and
-  parallelism: the same text either way (backends are tested for it);
-- ``data.limit`` — how many items, in fingerprints only, so a run can be extended to more items without
-  being redone (a share key keeps it: a shared artifact must hold exactly the pairs a run trained on).
+``KEYED_BY`` names, for every key of every config section (``section.*``: every key of it), the artifacts
+it keys, or that it keys none and why (where things live, how often they are saved or logged, how work is
+batched). The pairs, weights and model fingerprints and the generate share key are computed from it; the
+answers fingerprint and the base-evaluation share key are written out below, and a test holds all six to
+the table (changing a key changes exactly the artifacts the table names) and the table to the schema (a new
+config key in no row fails it).
+
+The *content* an artifact is made from is keyed beside these: a seed by ``ID@CONTENT`` (``musc_ecd.items``),
+a weighted pair by ``PAIR_ID@CONTENT``, a trained model by the sha256 of the pairs it learnt from.
+
+Run directories made before the keys followed the table (the pairs keyed by the data paths too, the weights
+and the model by the whole ``seed``/``model``/``train`` sections) are recognised: ``legacy_fingerprints``
+gives the key an older musc-ecd computed for this very config, and an artifact made under it is re-keyed
+and kept, not redone. One made under an older key of another config cannot be told apart from the store's
+refusal of a different config, and is refused (the pairs, the weights) or moved aside (the model) as before.
 """
 
 from __future__ import annotations
@@ -17,23 +27,246 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from musc_ecd.config import Config, DataConfig, ModelConfig, to_dict
+from musc_ecd.config.choices import MODEL_WEIGHT_SCHEMES, PAIRWISE_WEIGHT_SCHEMES
 from musc_ecd.registry import get_method
 
-ENGINE_ONLY = ("batch_size", "vllm")
-"""``generation`` keys that change how text is produced, not which text."""
-CT2_ENGINE_ONLY = ("max_batch_size", "threads")
-"""``generation.ct2`` keys of that kind; its ``compute_type`` (int8 weights) changes the text and stays."""
-GENERATION_INPUTS = ("seed", "method", "model", "generation", "data")
-"""What every method's pairs depend on, besides the method's own config sections."""
+PAIRS = "pairs"
+"""The ``generate`` stage's pairs (``pairs_fingerprint``)."""
+GENERATE_SHARE = "generate-share"
+"""The shared ``generate-<key>`` entry (``generate_share_key``)."""
+WEIGHTS = "weights"
+"""Token weights (``weights_fingerprint``)."""
+MODEL = "model"
+"""The trained model (``model_fingerprint``)."""
+ANSWERS = "answers"
+"""A model's answers to a prompt file, ``respond``'s and ``evaluate``'s (``answers_fingerprint``)."""
+BASE_EVAL_SHARE = "base-eval-share"
+"""The shared ``eval-base-<key>`` entry (``base_eval_share_key``)."""
+ARTIFACTS = (PAIRS, GENERATE_SHARE, WEIGHTS, MODEL, ANSWERS, BASE_EVAL_SHARE)
+
+Condition = Callable[[Config], bool]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What one config key keys: ``artifacts`` (none: ``why`` says why not), some only ``only_if`` a condition
+    on the config holds (e.g. an option of a weight scheme only when that scheme is used)."""
+
+    artifacts: frozenset[str]
+    why: str
+    only_if: Mapping[str, Condition] = field(default_factory=dict)
+
+    def applies(self, artifact: str, cfg: Config) -> bool:
+        condition = self.only_if.get(artifact)
+        return artifact in self.artifacts and (condition is None or condition(cfg))
+
+
+def keys(*artifacts: str, why: str, only_if: Mapping[str, Condition] | None = None) -> Keys:
+    return Keys(frozenset(artifacts), why, dict(only_if or {}))
+
+
+def excluded(why: str) -> Keys:
+    return Keys(frozenset(), why)
+
+
+def _reads(section: str) -> Condition:
+    """The configured method reads ``section`` (its declaration names it)."""
+    return lambda cfg: section in get_method(cfg.method).sections
+
+
+def _weight_schemes(cfg: Config) -> set[str]:
+    """The schemes the weights stage applies: ``train.weights``, and its fallback for pairs a pairwise one
+    cannot weight."""
+    scheme = cfg.train.weights
+    return {scheme, cfg.train.weights_fallback} if scheme in PAIRWISE_WEIGHT_SCHEMES else {scheme}
+
+
+def _method_section(section: str) -> Keys:
+    return keys(PAIRS, GENERATE_SHARE, why=f"{section}.*: read by the methods that declare the section",
+                only_if={PAIRS: _reads(section), GENERATE_SHARE: _reads(section)})
+
+
+_ALL_MODELS = (PAIRS, GENERATE_SHARE, WEIGHTS, MODEL, ANSWERS, BASE_EVAL_SHARE)
+_BUILDING = (PAIRS, GENERATE_SHARE)
+_DECODING = (PAIRS, GENERATE_SHARE, ANSWERS, BASE_EVAL_SHARE)
+_FROM_PAIRS = "the model learns from the pairs, keyed by their sha256"
+_TRAINING = "how the model is trained"
+def _ct2_quantized(cfg: Config) -> bool:
+    return cfg.generation.ct2.compute_type != "auto"
+
+
+_COMPUTED = "how training computes: the same loss, but not bit for bit, so the trained weights differ"
+
+KEYED_BY: dict[str, Keys] = {
+    "run_dir": excluded("where the run lives"),
+    "share_dir": excluded("where shared artifacts live"),
+    "seed": keys(PAIRS, GENERATE_SHARE, MODEL, ANSWERS, BASE_EVAL_SHARE,
+                 why="per-item seeds, the training order, the pair budget's subset; answers only when sampled. "
+                     "Not the weights: forward passes over fixed answers draw nothing"),
+    "method": keys(*_BUILDING, why="the pair builder"),
+    "model.policy": keys(*_ALL_MODELS, why="the model every stage runs; the weights: its tokenizer cuts the answers "
+                                           "into the tokens weighed, its distributions feed model-based schemes"),
+    "model.teacher": keys(*_BUILDING, why=f"a role in building pairs; {_FROM_PAIRS}"),
+    "model.responders": keys(*_BUILDING, why=f"a role in building pairs; {_FROM_PAIRS}"),
+    "model.judge": keys(*_BUILDING, why=f"a role in building pairs; {_FROM_PAIRS}"),
+    "model.judge_untyped": keys(*_BUILDING, why=f"who judges in building pairs; {_FROM_PAIRS}"),
+    "model.dtype": keys(*_ALL_MODELS, why="the models' precision; the weights only with a scheme that reads the "
+                                          "model's distributions (not uniform, edit)",
+                        only_if={WEIGHTS: lambda cfg: bool(_weight_schemes(cfg) & set(MODEL_WEIGHT_SCHEMES))}),
+    "model.trust_remote_code": keys(*_ALL_MODELS, why="which code loads the models"),
+    "generation.backend": keys(*_DECODING, why="how text is decoded"),
+    "generation.temperature": keys(*_DECODING, why="how text is decoded"),
+    "generation.top_p": keys(*_DECODING, why="how text is decoded"),
+    "generation.max_new_tokens": keys(*_DECODING, why="how text is decoded"),
+    "generation.n": keys(*_DECODING, why="how text is decoded"),
+    "generation.stop": keys(*_DECODING, why="how text is decoded"),
+    "generation.batch_size": excluded("how requests are batched: the same text either way (backends are tested "
+                                      "for it)"),
+    "generation.vllm.*": excluded("the engine's memory and parallelism: the same text either way"),
+    "generation.ct2.compute_type": keys(*_DECODING, why="int8 weights are another model (answers diverge); left "
+                                                        "out at auto (float32), so keys made before ct2 still hold",
+                                        only_if={a: _ct2_quantized for a in _DECODING}),
+    "generation.ct2.max_batch_size": excluded("how rows are batched: the same greedy text either way"),
+    "generation.ct2.threads": excluded("the engine's parallelism"),
+    "data.seeds": keys(GENERATE_SHARE, ANSWERS,
+                       why="where the seeds are: the pairs key each seed by its content (ID@CONTENT) instead; a "
+                           "shared entry's name keeps it; respond answers the seeds when data.prompts is unset"),
+    "data.prompts": keys(GENERATE_SHARE, ANSWERS,
+                         why="respond's prompts; generate never reads it (a shared entry's name keeps it, so the "
+                             "entries made before stay found)"),
+    "data.prompt_field": keys(PAIRS, GENERATE_SHARE, ANSWERS, why="which column is the instruction"),
+    "data.id_field": keys(PAIRS, GENERATE_SHARE, ANSWERS, why="which column names the items, and so the pairs"),
+    "data.limit": keys(GENERATE_SHARE, why="how many items: a run extends to more without redoing what it has; a "
+                                           "shared entry must hold exactly the pairs a run trained on"),
+    "store.commit_every": excluded("how often results are made durable"),
+    "musc.*": _method_section("musc"),
+    "musc_fine.*": _method_section("musc_fine"),
+    "ecd.*": _method_section("ecd"),
+    "apc.*": _method_section("apc"),
+    "train.pairs": excluded("where the pairs are read from: the weights key each pair by its content, the model "
+                            "the pairs' sha256"),
+    "train.finetuning": keys(MODEL, why=_TRAINING),
+    "train.loss": keys(MODEL, why=_TRAINING),
+    "train.loss_weights": keys(MODEL, why=_TRAINING),
+    "train.beta": keys(MODEL, why=_TRAINING),
+    "train.learning_rate": keys(MODEL, why=_TRAINING),
+    "train.epochs": keys(MODEL, why=_TRAINING),
+    "train.max_steps": keys(MODEL, why=_TRAINING),
+    "train.lr_scheduler": keys(MODEL, why=_TRAINING),
+    "train.warmup_ratio": keys(MODEL, why=_TRAINING),
+    "train.batch_size": keys(MODEL, why=_TRAINING),
+    "train.gradient_accumulation_steps": keys(MODEL, why=_TRAINING),
+    "train.max_length": keys(MODEL, why=_TRAINING),
+    "train.max_pairs": keys(MODEL, why=_TRAINING),
+    "train.curriculum": keys(MODEL, why=_TRAINING),
+    "train.sft_first": keys(MODEL, why=_TRAINING),
+    "train.sft_epochs": keys(MODEL, why=_TRAINING),
+    "train.lora.*": keys(MODEL, why=_TRAINING),
+    "train.precision": keys(MODEL, why=_COMPUTED),
+    "train.precompute_ref_log_probs": keys(MODEL, why=_COMPUTED),
+    "train.gradient_checkpointing": keys(MODEL, why=_COMPUTED),
+    "train.prefix_sharing": keys(MODEL, why=_COMPUTED),
+    "train.save_steps": excluded("how often checkpoints are saved (a resume restores the RNG state)"),
+    "train.save_total_limit": excluded("how many checkpoints are kept"),
+    "train.logging_steps": excluded("how often metrics are logged"),
+    "train.report_to": excluded("where metrics are also reported"),
+    "train.weights": keys(WEIGHTS, why=f"the weight scheme; {_FROM_PAIRS} (the weighted ones)"),
+    "train.w_max": keys(WEIGHTS, why="the weights' cap"),
+    "train.edit_low": keys(WEIGHTS, why="the edit scheme's weight of shared tokens, when edit is used",
+                           only_if={WEIGHTS: lambda cfg: "edit" in _weight_schemes(cfg)}),
+    "train.weights_fallback": keys(WEIGHTS, why="the scheme for pairs a pairwise one cannot weight, when kl/bi_kl",
+                                   only_if={WEIGHTS: lambda cfg: cfg.train.weights in PAIRWISE_WEIGHT_SCHEMES}),
+    "eval.ifeval_path": keys(BASE_EVAL_SHARE, why="the IFEval set (by its absolute path); evaluate's answers key "
+                                                  "their prompts by content"),
+    "eval.limit": keys(BASE_EVAL_SHARE, why="how many prompts; evaluate's answers key their prompts by content"),
+    "eval.max_new_tokens": keys(BASE_EVAL_SHARE, why="decoding; evaluate passes it to respond, which keys it"),
+    "eval.temperature": keys(BASE_EVAL_SHARE, why="decoding; evaluate passes it to respond, which keys it"),
+    "eval.adapter": excluded("which model evaluate answers with: it becomes the answering model.policy, and the "
+                             "answers are stamped with the model that wrote them"),
+    "eval.name": excluded("where evaluate writes"),
+    "eval.sets": excluded("which sets run evaluates: each set's answers are keyed on their own"),
+}
+
+
+def schema_keys(schema: type = Config, prefix: str = "") -> Iterator[str]:
+    """Every leaf key of the config schema, dotted (``train.lora.r``), in declaration order."""
+    for item in fields(schema):
+        default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+        if is_dataclass(default):
+            yield from schema_keys(type(default), f"{prefix}{item.name}.")
+        else:
+            yield f"{prefix}{item.name}"
+
+
+def keyed_by(key: str) -> Keys:
+    """The table's row for a dotted config key: its own, else its section's (``section.*``)."""
+    if key in KEYED_BY:
+        return KEYED_BY[key]
+    section = key.rpartition(".")[0]
+    while section:
+        if f"{section}.*" in KEYED_BY:
+            return KEYED_BY[f"{section}.*"]
+        section = section.rpartition(".")[0]
+    raise KeyError(f"config key {key!r} is in no row of musc_ecd.fingerprints.KEYED_BY: say what it keys, or why "
+                   "it keys nothing")
 
 
 def digest(tree: Any) -> str:
     """A short, order-independent hash of a JSON-able tree."""
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def keyed_tree(cfg: Config, artifact: str) -> dict:
+    """The config as a tree of only the keys that key ``artifact`` for this config (``KEYED_BY``)."""
+
+    def select(tree: dict, prefix: str) -> dict:
+        chosen = {}
+        for name, value in tree.items():
+            key = f"{prefix}{name}"
+            if isinstance(value, dict):
+                inner = select(value, f"{key}.")
+                if inner:
+                    chosen[name] = inner
+            elif keyed_by(key).applies(artifact, cfg):
+                chosen[name] = value
+        return chosen
+
+    return select(to_dict(cfg), "")
+
+
+def pairs_fingerprint(cfg: Config) -> str:
+    """The ``generate`` stage's pairs: the method's own sections only, so an ``ecd.*`` change leaves MuSC pairs
+    valid; the seeds themselves are keyed per item by their content."""
+    return digest(keyed_tree(cfg, PAIRS))
+
+
+def generate_share_key(cfg: Config) -> str:
+    """The shared ``generate-<key>`` entry: the pairs' keys, *with* ``data.limit`` and the data paths."""
+    return digest(keyed_tree(cfg, GENERATE_SHARE))
+
+
+def weights_fingerprint(cfg: Config) -> str:
+    """Token weights: the scheme, its fallback and options, the policy (its tokenizer; its distributions and
+    dtype for model-based schemes). The pairs are keyed per pair by content, beside this."""
+    return digest(keyed_tree(cfg, WEIGHTS))
+
+
+def model_fingerprint(cfg: Config) -> str:
+    """The trained model's settings, not where or how often it is logged or saved; the pairs it learnt from
+    are keyed by their sha256, beside this."""
+    return digest(keyed_tree(cfg, MODEL))
+
+
+ENGINE_ONLY = ("batch_size", "vllm")
+"""``generation`` keys that change how text is produced, not which text."""
+CT2_ENGINE_ONLY = ("max_batch_size", "threads")
+"""``generation.ct2`` keys of that kind; its ``compute_type`` (int8 weights) changes the text and stays."""
 
 
 def _generation(tree: dict) -> dict:
@@ -45,7 +278,8 @@ def _generation(tree: dict) -> dict:
 
 
 def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
-    """The named top-level sections, less the keys above (engine options, ``data.limit``)."""
+    """The named top-level sections whole, less the engine options and ``data.limit``: how the keys were made
+    before ``KEYED_BY`` (the answers keep it; ``legacy_fingerprints``)."""
     full = to_dict(cfg)
     chosen = {name: full[name] for name in sections}
     if "data" in chosen:
@@ -55,27 +289,26 @@ def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
     return digest(chosen)
 
 
-def generation_sections(cfg: Config) -> tuple[str, ...]:
-    """The sections the configured method's pairs depend on (its declaration names its own)."""
-    return (*GENERATION_INPUTS, *get_method(cfg.method).sections)
+def legacy_fingerprints(cfg: Config, artifact: str) -> tuple[str, ...]:
+    """The key an older musc-ecd gave ``artifact`` for this config, where it differs: what it made under that
+    key was made with these very settings (and more: the old keys covered whole sections), so it is kept."""
+    if artifact == PAIRS:
+        old = sections_fingerprint(cfg, ("seed", "method", "model", "generation", "data",
+                                         *get_method(cfg.method).sections))
+    elif artifact in (WEIGHTS, MODEL):
+        old = sections_fingerprint(cfg, ("seed", "model", "train"))
+    else:
+        return ()
+    return (old,) if old != FINGERPRINTS[artifact](cfg) else ()
 
 
-def pairs_fingerprint(cfg: Config) -> str:
-    """The ``generate`` stage's pairs: the method's sections, so an ``ecd.*`` change leaves MuSC pairs valid."""
-    return sections_fingerprint(cfg, generation_sections(cfg))
+def fingerprint_matches(stored: str | None, cfg: Config, artifact: str) -> bool:
+    """Whether an artifact made under the key ``stored`` was made with this config's settings for it."""
+    return stored == FINGERPRINTS[artifact](cfg) or stored in legacy_fingerprints(cfg, artifact)
 
 
-def weights_fingerprint(cfg: Config) -> str:
-    """Token weights: the scheme and its options (``train``), the weighing model (``model``), the seed.
-
-    The pairs themselves are not in it: weights are stored per pair *at its content*, so changed pairs
-    are weighed again under the same key."""
-    return sections_fingerprint(cfg, ("seed", "model", "train"))
-
-
-def model_fingerprint(cfg: Config) -> str:
-    """The trained model's settings; the pairs it learnt from are keyed by their sha256, beside this."""
-    return sections_fingerprint(cfg, ("seed", "model", "train"))
+FINGERPRINTS: dict[str, Callable[[Config], str]] = {PAIRS: pairs_fingerprint, WEIGHTS: weights_fingerprint,
+                                                    MODEL: model_fingerprint}
 
 
 def answers_fingerprint(cfg: Config, source: str) -> str:
@@ -96,14 +329,6 @@ def config_fingerprint(cfg: Config) -> str:
     tree = to_dict(cfg)
     for key in ("run_dir", "share_dir"):
         tree.pop(key, None)
-    return digest(tree)
-
-
-def generate_share_key(cfg: Config) -> str:
-    """The shared ``generate-<key>`` entry: the pairs fingerprint's sections, *with* ``data.limit``."""
-    tree = to_dict(cfg)
-    tree = {name: tree[name] for name in generation_sections(cfg)}
-    tree["generation"] = _generation(tree)
     return digest(tree)
 
 

@@ -11,9 +11,10 @@ import logging
 from pathlib import Path
 
 from musc_ecd.config import Config
+from musc_ecd.config.across import check_across_sections
 from musc_ecd.constraints.seeded import CHECKERS
 from musc_ecd.errors import ConfigError
-from musc_ecd.fingerprints import pairs_fingerprint
+from musc_ecd.fingerprints import PAIRS, legacy_fingerprints, pairs_fingerprint
 from musc_ecd.items import load_items
 from musc_ecd.label_audit import label_accuracy
 from musc_ecd.layout import RunLayout
@@ -21,7 +22,7 @@ from musc_ecd.models.backend_choice import engine_record
 from musc_ecd.models.loading import resolve_model_path
 from musc_ecd.models.precision import precision_record
 from musc_ecd.models.roles import ModelRoles
-from musc_ecd.registry import check_roles, get_method
+from musc_ecd.registry import get_method
 from musc_ecd.stage import run_item_stage
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,7 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
     if cfg.data.seeds is None:
         raise ConfigError("config error: generate needs data.seeds to point at a seed file "
                           "(JSONL, CSV or a datasets directory)")
-    if method.check is not None:
-        method.check(cfg)
-    check_roles(cfg)  # a named role the method never calls is refused: no result may claim it
+    check_across_sections(cfg)  # as at load: generate may be handed a config built in code
     for spec in dict.fromkeys(m for use in method.roles(cfg) for m in use.models if m != CHECKERS):
         resolve_model_path(spec)  # fail on a missing model (any role) before any work
     entries = load_items(cfg.data.seeds, cfg.data.prompt_field, cfg.data.id_field, cfg.data.limit)
@@ -62,7 +61,8 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
         return {**summary, "warnings": warnings}
 
     summary = run_item_stage(stage_dir, ARTIFACT, pairs_fingerprint(cfg), entries, make_process, describe,
-                             cfg.store.commit_every, label=f"generate [{cfg.method}]")
+                             cfg.store.commit_every, label=f"generate [{cfg.method}]",
+                             legacy_fingerprints=legacy_fingerprints(cfg, PAIRS))
     for extra in method.extras:
         extra.write(stage_dir)
     return summary

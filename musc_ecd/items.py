@@ -1,8 +1,12 @@
 """Input items: prompts or seed instructions read from JSONL, CSV or a local ``datasets`` directory.
 
 A file's columns are mapped by ``data.prompt_field`` / ``data.id_field``. A malformed line never
-stops a run and is never dropped silently: it becomes a ``Reject`` (``musc_ecd.records``, re-exported
-here) with its line number and reason, and is counted in the summary.
+stops a run and is never dropped silently: it becomes a ``Reject`` (``musc_ecd.records``) with its line
+number and reason, and is counted in the summary.
+
+A stage stores its work per item under a *key*, ``ID@CONTENT`` (``entry_key``): the item's id with a hash
+of what it holds. An edited seed (its text, its typed constraints, any column) is therefore a new item,
+built again, while its id stays what the pairs are named by.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from musc_ecd.errors import DataError
-from musc_ecd.records import Reject  # moved to the data model; still importable from here
+from musc_ecd.records import Reject
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,33 @@ class Item:
 def prompt_id(text: str) -> str:
     """Stable id of an item without an id column: a hash of its text."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_hash(value) -> str:
+    """12 hex digits of the sha256 of ``value`` as canonical JSON: the ``CONTENT`` part of a key."""
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def entry_key(entry: Item | Reject) -> str:
+    """``ID@CONTENT``, the store's key of a loaded entry: an item by its prompt and its whole input row (a
+    generator may read any column: typed constraints, a seed answer), a load reject by its reason."""
+    content = {"prompt": entry.prompt, "row": entry.fields} if isinstance(entry, Item) else entry.to_json()
+    return f"{entry.id}@{content_hash(content)}"
+
+
+def prompt_key(entry: Item | Reject) -> str:
+    """``ID@CONTENT`` of an entry whose output depends on its prompt text alone (``respond``'s answers)."""
+    return f"{entry.id}@{content_hash(entry.prompt)}" if isinstance(entry, Item) else entry_key(entry)
+
+
+_KEY = re.compile(r"(.*)@[0-9a-f]{12}", re.DOTALL)
+
+
+def key_id(key: str) -> str:
+    """The id of an ``ID@CONTENT`` key; a bare id (a run store from before keys held content) is its own id."""
+    match = _KEY.fullmatch(key)
+    return match.group(1) if match else key
 
 
 def load_items(

@@ -24,7 +24,6 @@ from pathlib import Path
 from musc_ecd.constraints.typed import TypedConstraint, from_ifeval
 from musc_ecd.errors import DataError, UserError
 from musc_ecd.records import Pair
-from musc_ecd.records import message_text as message_text  # moved to records; still importable from here
 
 META_FIELD = "typed_constraints"
 SHARES = ("chosen_better", "tied", "reversed")

@@ -53,8 +53,11 @@ class Method:
     summarize: Callable[[list[dict], list[dict]], dict]
     """``summarize(pairs, rejects)``: the method's part of ``summary.json`` (yield per stage, judge health…)."""
     check: Callable[[Any], None] | None = None
-    """Refuses a config the method cannot run, before any model loads."""
+    """Refuses a config the method cannot run; run at config load (``config.across``), before any model loads."""
     extras: tuple[Extra, ...] = ()
+    negative_instructions: Callable[[Any], bool] = lambda cfg: True
+    """``negative_instructions(cfg)``: whether every pair it makes with this config carries the instruction its
+    rejected answer was written for (``meta.negative_instruction``), which the pairwise weight schemes need."""
 
 
 def get_method(name: str) -> Method:

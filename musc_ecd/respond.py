@@ -2,7 +2,8 @@
 
 Writes ``RUN_DIR/responses.jsonl`` in IFEval's ``input_response_data`` format (``prompt``,
 ``response``) plus ``id``, ``finish_reason``, ``num_tokens`` and ``model``. Evaluation and APC build
-on it.
+on it. An answer is stored under its prompt's id and text (``prompt_key``): a prompt edited under the same
+id is answered again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.fingerprints import answers_fingerprint
-from musc_ecd.items import Item, load_items
+from musc_ecd.items import Item, load_items, prompt_key
 from musc_ecd.models.backend_choice import engine_record
 from musc_ecd.models.generator import create_generator, params_from_config
 from musc_ecd.models.loading import resolve_model_path
@@ -42,7 +43,12 @@ def respond(cfg: Config, run_dir: Path) -> dict:
 
     return run_item_stage(run_dir, ARTIFACT, answers_fingerprint(cfg, source), entries,
                           make_process, lambda accepted, _: _describe(cfg, accepted), cfg.store.commit_every,
-                          label="respond")
+                          label="respond", key=prompt_key, verify=_answers_this_prompt)
+
+
+def _answers_this_prompt(item: Item, accepted: list[dict], rejected: list[dict]) -> bool:
+    """An answer an older store kept under the bare id is still valid when it answers this very prompt."""
+    return not rejected and [record.get("prompt") for record in accepted] == [item.prompt]
 
 
 def _record(item: Item, samples, model_name: str) -> dict:

@@ -9,14 +9,19 @@ Layout of one stage's directory (a command's ``run_dir``):
     rejects.jsonl, summary.json  rejected items with reasons; counts by reason
     manifest.json                written last: its presence means the stage finished
 
-Durability: each item is *one line* holding its id and all its records, accepted and rejected
+Durability: each item is *one line* holding its key and all its records, accepted and rejected
 (``{"items", "accepted", "rejected"}``); a commit writes its items' lines, flushes and fsyncs. An item
 is done exactly when the line naming it is durable, so an item with both kinds of records (some ECD
 rounds kept, others rejected) can never be half-stored. A kill can leave only the last line torn;
 opening the store truncates a torn tail, so its items are simply redone. Every record carries a
 stable ``id`` (and, when an item yields several records, the ``item_id`` they share); resume skips
 items already stored, so nothing is duplicated or lost, and the finished artifact is ordered by the
-input's ids, so it equals an uninterrupted run's.
+input's items, so it equals an uninterrupted run's.
+
+The store knows items by the key its caller gives them; the item stages (``musc_ecd.stage``) key an item
+by its id *and its content* (``ID@CONTENT``), so an item whose input changed is a new one and its old
+records are simply not part of the artifact any more. A line names its key; its records are that item's
+(they name the item by its id). Lines of older stores named bare ids, and their records are read as such.
 The parts are kept after finishing: extending a run to more items (a larger ``data.limit``) reuses
 them.
 """
@@ -30,7 +35,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from musc_ecd.errors import DataError, RunDirConflictError
@@ -102,36 +107,38 @@ class DirectoryLock:
 class Journal:
     """Append-only sharded JSONL of *commits*; see the module docstring.
 
-    Each line is one item — ``{"items": [id], "accepted": [...], "rejected": [...]}`` — so an item's
+    Each line is one item — ``{"items": [key], "accepted": [...], "rejected": [...]}`` — so an item's
     records (an ECD seed's kept rounds and its rejected ones, an APC prompt's pairs and rejects) become
     durable together or not at all: a kill can only tear the last line, which is dropped on the next
     start, and its item is redone. A commit writes its items' lines at once and fsyncs once.
     """
 
-    def __init__(self, parts_dir: Path, fingerprint: str):
+    def __init__(self, parts_dir: Path, fingerprint: str, legacy: Collection[str] = ()):
         self.parts_dir = parts_dir
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        self._check_fingerprint(fingerprint)
-        self.accepted: dict[tuple[str, str], dict] = {}  # (item, record id) -> record
-        self.rejected: dict[tuple[str, str], dict] = {}
-        self.items: set[str] = set()
+        self._check_fingerprint(fingerprint, legacy)
+        # item key -> (accepted by record id, rejected by record id), in the order items were first stored
+        self.items: dict[str, tuple[dict[str, dict], dict[str, dict]]] = {}
         self.repaired_lines = 0
         for shard in sorted(self.parts_dir.glob("shard-*.jsonl")):
             self._load_shard(shard)
         self._shard_path = self.parts_dir / f"shard-{len(list(self.parts_dir.glob('shard-*.jsonl'))):05d}.jsonl"
         self._handle = None
 
-    def _check_fingerprint(self, fingerprint: str) -> None:
+    def _check_fingerprint(self, fingerprint: str, legacy: Collection[str]) -> None:
         meta_path = self.parts_dir / "meta.json"
         if meta_path.is_file():
             stored = json.loads(meta_path.read_text()).get("fingerprint")
-            if stored != fingerprint:
+            if stored == fingerprint:
+                return
+            if stored not in legacy:
                 raise RunDirConflictError(
                     f"{self.parts_dir.parent} holds results made with a different config "
                     f"(fingerprint {stored}, now {fingerprint}); use another run_dir or delete this one"
                 )
-        else:
-            write_atomic(meta_path, json.dumps({"fingerprint": fingerprint}) + "\n")
+            # The same config under the key an older musc-ecd computed for it: re-keyed, not redone.
+            log.info("%s: re-keyed from the older fingerprint %s to %s", self.parts_dir, stored, fingerprint)
+        write_atomic(meta_path, json.dumps({"fingerprint": fingerprint}) + "\n")
 
     def _load_shard(self, shard: Path) -> None:
         data = shard.read_bytes()
@@ -156,12 +163,14 @@ class Journal:
                 handle.truncate(good_end)
                 os.fsync(handle.fileno())
 
-    def _apply(self, items: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> None:
-        for record in accepted:
-            self.accepted.setdefault((item_id(record), record["id"]), record)
-        for record in rejected:
-            self.rejected.setdefault((item_id(record), record["id"]), record)
-        self.items.update(items)
+    def _apply(self, keys: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> None:
+        for key in keys:
+            self.items.setdefault(key, ({}, {}))
+        for side, records in enumerate((accepted, rejected)):
+            for record in records:
+                # A line of one key holds that item's records; an older line may name several bare ids.
+                key = keys[0] if len(keys) == 1 else item_id(record)
+                self.items.setdefault(key, ({}, {}))[side].setdefault(record["id"], record)
 
     def _apply_legacy(self, record: dict, rejected: bool) -> None:
         self._apply([item_id(record)], [] if rejected else [record], [record] if rejected else [])
@@ -174,24 +183,22 @@ class Journal:
                 if line.strip():
                     self._apply_legacy(json.loads(line), rejected=True)
 
-    def commit(self, items: Sequence[str], accepted: Sequence[dict], rejected: Sequence[dict]) -> int:
-        """Durably append the ``items`` not stored yet, one line each with all its records; return how many."""
-        fresh = [i for i in dict.fromkeys(items) if i not in self.items]
+    def commit(self, by_key: Mapping[str, tuple[list[dict], list[dict]]]) -> int:
+        """Durably append the items of ``by_key`` (key -> its accepted and rejected records) not stored yet,
+        one line each; return how many."""
+        fresh = {key: records for key, records in by_key.items() if key not in self.items}
         if not fresh:
             return 0
-        by_item: dict[str, dict] = {i: {"items": [i], "accepted": [], "rejected": []} for i in fresh}
-        for kind, records in (("accepted", accepted), ("rejected", rejected)):
-            for record in records:
-                if item_id(record) in by_item:
-                    by_item[item_id(record)][kind].append(record)
+        lines = [{"items": [key], "accepted": accepted, "rejected": rejected}
+                 for key, (accepted, rejected) in fresh.items()]
         if self._handle is None:
             self._handle = open(self._shard_path, "a", encoding="utf-8")
         # One line per item: an item's records are durable together or not at all.
-        self._handle.write("".join(_dumps(entry) + "\n" for entry in by_item.values()))
+        self._handle.write("".join(_dumps(line) + "\n" for line in lines))
         self._handle.flush()
         os.fsync(self._handle.fileno())  # a commit is durable once this returns
-        for entry in by_item.values():
-            self._apply(entry["items"], entry["accepted"], entry["rejected"])
+        for line in lines:
+            self._apply(line["items"], line["accepted"], line["rejected"])
         return len(fresh)
 
     def close(self) -> None:
@@ -203,17 +210,21 @@ class Journal:
 class StageStore:
     """Accepted and rejected records of one stage, resumable, finished into an artifact + manifest.
 
+    Items are named by *keys* (``musc_ecd.stage`` gives ``ID@CONTENT``); a record names its item by id
+    (``item_id``), and ``commit`` maps ids to keys where they differ. ``legacy`` lists fingerprints an older
+    musc-ecd computed for this very config: parts made under one are re-keyed and kept.
+
     Use as a context manager; it holds an exclusive lock on the directory so that two processes
     cannot interleave writes into one run.
     """
 
-    def __init__(self, stage_dir: str | Path, artifact: str, fingerprint: str):
+    def __init__(self, stage_dir: str | Path, artifact: str, fingerprint: str, legacy: Collection[str] = ()):
         self.stage_dir = Path(stage_dir)
         self.artifact = artifact
         self.fingerprint = fingerprint
         self._lock = DirectoryLock(self.stage_dir, artifact)
         try:
-            self.journal = Journal(self.stage_dir / f"{artifact}.parts", fingerprint)
+            self.journal = Journal(self.stage_dir / f"{artifact}.parts", fingerprint, legacy)
             if (self.stage_dir / f"{REJECTS}.parts").is_dir():
                 self.journal.load_legacy_rejects(self.stage_dir / f"{REJECTS}.parts")
         except BaseException:
@@ -235,44 +246,62 @@ class StageStore:
 
     # -- state
     def done_ids(self) -> set[str]:
-        """Ids of the *items* already handled: those of every durable commit."""
+        """Keys of the *items* already handled: those of every durable commit."""
         return set(self.journal.items)
 
-    def records(self, item_ids: Iterable[str] | None = None) -> tuple[list[dict], list[dict]]:
-        """(accepted, rejected) records, of ``item_ids`` only when given, in the order they were made."""
-        wanted = None if item_ids is None else set(item_ids)
-        return tuple([r for (item, _), r in table.items() if wanted is None or item in wanted]  # type: ignore
-                     for table in (self.journal.accepted, self.journal.rejected))
+    def item_records(self, key: str) -> tuple[list[dict], list[dict]]:
+        """(accepted, rejected) records of one stored item, in the order they were made."""
+        accepted, rejected = self.journal.items.get(key, ({}, {}))
+        return list(accepted.values()), list(rejected.values())
 
-    def is_complete(self, item_ids: Sequence[str]) -> bool:
+    def records(self, keys: Iterable[str] | None = None) -> tuple[list[dict], list[dict]]:
+        """(accepted, rejected) records of the items ``keys`` (default: all) in that order; an item's records
+        in the order they were made."""
+        accepted: list[dict] = []
+        rejected: list[dict] = []
+        for key in self.journal.items if keys is None else keys:
+            item_accepted, item_rejected = self.item_records(key)
+            accepted += item_accepted
+            rejected += item_rejected
+        return accepted, rejected
+
+    def is_complete(self, keys: Sequence[str]) -> bool:
         """True when a manifest for exactly these items and this config exists."""
         if not self.manifest_path.is_file() or not self.artifact_path.is_file():
             return False
         manifest = json.loads(self.manifest_path.read_text())
-        return manifest.get("fingerprint") == self.fingerprint and manifest.get("items_sha256") == _ids_hash(item_ids)
+        return manifest.get("fingerprint") == self.fingerprint and manifest.get("items_sha256") == _ids_hash(keys)
 
     def commit(self, accepted: Sequence[dict] = (), rejected: Sequence[dict] = (),
-               items: Sequence[str] | None = None) -> int:
-        """Make ``items`` (default: the items the records belong to) done, with their records, as one unit;
-        items already done are skipped. Returns the number of items newly done."""
-        if items is None:
-            items = [item_id(r) for r in (*accepted, *rejected)]
-        strays = {item_id(r) for r in (*accepted, *rejected)} - set(items)
-        if strays:  # a record of an item this commit does not finish would be silently lost
-            raise ValueError(f"records of items not in this commit: {sorted(strays)[:3]}")
-        return self.journal.commit(items, accepted, rejected)
+               items: Sequence[str] | None = None, keys: Mapping[str, str] | None = None) -> int:
+        """Make ``items`` (keys; default: the items the records belong to) done, with their records, as one
+        unit; items already done are skipped. ``keys`` maps a record's item id to its item's key where they
+        differ. Returns the number of items newly done."""
+        keys = keys or {}
 
-    def finalise(self, item_ids: Sequence[str], summary_extra: dict | None = None) -> dict:
-        """Write the artifact (in ``item_ids`` order), rejects, summary, and last the manifest."""
+        def key_of(record: dict) -> str:
+            return keys.get(item_id(record), item_id(record))
+
+        if items is None:
+            items = [key_of(r) for r in (*accepted, *rejected)]
+        by_key: dict[str, tuple[list[dict], list[dict]]] = {key: ([], []) for key in items}
+        for side, records in enumerate((accepted, rejected)):
+            for record in records:
+                if key_of(record) not in by_key:  # a record of an item this commit does not finish would be lost
+                    raise ValueError(f"records of items not in this commit: {key_of(record)}")
+                by_key[key_of(record)][side].append(record)
+        return self.journal.commit(by_key)
+
+    def finalise(self, keys: Sequence[str], summary_extra: dict | None = None) -> dict:
+        """Write the artifact (in ``keys`` order), rejects, summary, and last the manifest."""
         self.manifest_path.unlink(missing_ok=True)  # from here until the end the stage is unfinished
-        wanted = list(item_ids)
-        done = self.done_ids()
-        missing = [i for i in wanted if i not in done]
+        wanted = list(keys)
+        missing = [key for key in wanted if key not in self.journal.items]
         if missing:
             raise RuntimeError(
                 f"cannot finalise {self.artifact}: {len(missing)} items have no result, e.g. {missing[0]}"
             )
-        accepted, rejected = (_in_item_order(records, wanted) for records in self.records(wanted))
+        accepted, rejected = self.records(wanted)
         write_jsonl_atomic(self.artifact_path, accepted)
         write_jsonl_atomic(self.stage_dir / f"{REJECTS}.jsonl", rejected)
         summary = {
@@ -327,14 +356,6 @@ def retire(path: Path, reason: str) -> Path:
 def item_id(record: dict) -> str:
     """The item a record belongs to: its ``item_id`` when an item yields several records, else its ``id``."""
     return record.get("item_id", record["id"])
-
-
-def _in_item_order(records: Iterable[dict], item_ids: Sequence[str]) -> list[dict]:
-    """Records grouped by item in input order; an item's records keep the order they were made in."""
-    by_item: dict[str, list[dict]] = {}
-    for record in records:
-        by_item.setdefault(item_id(record), []).append(record)
-    return [record for item in item_ids for record in by_item.get(item, [])]
 
 
 def _ids_hash(item_ids: Sequence[str]) -> str:

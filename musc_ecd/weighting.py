@@ -11,7 +11,7 @@ forward passes of the policy over the fixed responses — no generation — with
 - ``edit``: no model call: the token diff between rejected and chosen;
 - ``uniform``: all ones.
 
-Reads ``RUN_DIR/pairs.jsonl`` (or ``train.pairs``); writes ``RUN_DIR/weights/pairs.jsonl`` (the same
+Reads ``RUN_DIR/generate/pairs.jsonl`` (or ``train.pairs``); writes ``RUN_DIR/weights/pairs.jsonl`` (the same
 pairs plus the two columns, ``meta.weights`` and ``item_id`` = ``PAIR_ID@CONTENT_HASH``), resumably, through
 the run store. Items are keyed by each pair's content, so a changed or added pair is (re)weighed and the
 others are reused: the stage can never serve weights of pairs that no longer exist.
@@ -19,8 +19,6 @@ others are reused: the stage can never serve weights of pairs that no longer exi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -28,8 +26,8 @@ import torch
 from musc_ecd.config import Config
 from musc_ecd.config.choices import MODEL_WEIGHT_SCHEMES, PAIRWISE_WEIGHT_SCHEMES
 from musc_ecd.errors import ConfigError, DataError
-from musc_ecd.fingerprints import weights_fingerprint
-from musc_ecd.items import Item
+from musc_ecd.fingerprints import WEIGHTS, legacy_fingerprints, weights_fingerprint
+from musc_ecd.items import Item, content_hash
 from musc_ecd.layout import RunLayout
 from musc_ecd.models.precision import precision_record
 from musc_ecd.records import Pair
@@ -75,7 +73,9 @@ def weights_stage(cfg: Config, run_dir: Path) -> dict:
     return run_item_stage(layout.weights, "pairs", key, entries, make_process,
                           lambda accepted, _: {"scheme": scheme, "w_max": cfg.train.w_max, "source": str(source),
                                                "precision": precision_record(cfg.model.dtype)},
-                          cfg.store.commit_every, label=f"weights [{scheme}]")
+                          cfg.store.commit_every, label=f"weights [{scheme}]",
+                          key=lambda entry: entry.id,  # its items' ids are content keys already
+                          legacy_fingerprints=legacy_fingerprints(cfg, WEIGHTS))
 
 
 def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
@@ -88,8 +88,7 @@ def items_of(pairs: dict[str, dict]) -> dict[str, dict]:
 
 def content_key(pair: dict) -> str:
     """``id@hash``: the weights stage's item, a pair id together with a hash of the pair's content."""
-    blob = json.dumps(pair, sort_keys=True, ensure_ascii=False)
-    return f"{pair['id']}@{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    return f"{pair['id']}@{content_hash(pair)}"
 
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
@@ -98,19 +97,19 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
 
     plans = []
     for pair in pairs:
-        chosen_scheme = scheme
+        pair_scheme = scheme
         if scheme in NEEDS_NEGATIVE and not Pair.from_json(pair).negative_instruction:
-            chosen_scheme = cfg.train.weights_fallback
+            pair_scheme = cfg.train.weights_fallback
         ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
-        plans.append((pair, chosen_scheme, ids))
+        plans.append((pair, pair_scheme, ids))
     jobs = [(_conditions(pair, s), ids[side], s) for pair, s, ids in plans if s in MODEL_SCHEMES
             for side in ("chosen", "rejected")]
     signals = iter(model_signals(jobs, model, tokenizer, batch_size))
     out = []
-    for pair, chosen_scheme, ids in plans:
-        if chosen_scheme == "uniform":
+    for pair, pair_scheme, ids in plans:
+        if pair_scheme == "uniform":
             raw = {side: torch.ones(len(ids[side])) for side in ids}
-        elif chosen_scheme == "edit":
+        elif pair_scheme == "edit":
             rejected, chosen = edit_signal(ids["rejected"], ids["chosen"], low=cfg.train.edit_low)
             raw = {"chosen": torch.tensor(chosen), "rejected": torch.tensor(rejected)}
         else:
@@ -120,7 +119,7 @@ def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, b
         weighted = {key: value for key, value in pair.items() if key != "item_id"}
         for side in ("chosen", "rejected"):
             weighted[f"{side}_weights"] = [round(float(w), 5) for w in normalise(raw[side], cfg.train.w_max)]
-        weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": chosen_scheme, "w_max": cfg.train.w_max}}
+        weighted["meta"] = {**pair.get("meta", {}), "weights": {"scheme": pair_scheme, "w_max": cfg.train.w_max}}
         out.append(weighted)
     return out
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import interrupt_on_chunk, write_jsonl
 
 from musc_ecd.cli import main
-from musc_ecd.config import load_config
+from musc_ecd.config import from_dict, load_config
 from musc_ecd.errors import ConfigError
 from musc_ecd.generate import generate_into as generate  # into a stage directory: X/pairs.jsonl
 from musc_ecd.items import load_items
@@ -84,12 +84,21 @@ def test_empty_and_identical_answers_are_rejected_per_pair(tmp_path):
     ([FOUR, "apc.temperatures=[0.0,1.0]"], "apc.temperatures has 2 value"),
     ([FOUR, "apc.max_new_tokens=[1,2,3]"], "apc.max_new_tokens has 3 value"),
 ])
-def test_responder_settings_are_checked_before_any_model_loads(tmp_path, overrides, message):
+def test_responder_settings_are_checked_at_load(tmp_path, overrides, message):
     seeds = write_jsonl(tmp_path / "seeds.jsonl", [{"prompt": "p"}])
-    cfg = load_config(None, ["method=apc", f"data.seeds={seeds}", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["method=apc", f"data.seeds={seeds}", *overrides])
+    # and by generate, for a config built in code
+    cfg = from_dict({"method": "apc", "data": {"seeds": str(seeds)}, **from_dotlist(overrides)})
     with pytest.raises(ConfigError, match=message):
         generate(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "pairs.parts").exists()
+
+
+def from_dotlist(overrides: list[str]) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.from_dotlist(overrides))
 
 
 def test_strengths_must_decrease():

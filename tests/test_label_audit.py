@@ -9,7 +9,8 @@ from helpers import write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.errors import DataError
-from musc_ecd.label_audit import META_FIELD, audit_file, format_audit, judge_pair, label_accuracy, message_text
+from musc_ecd.label_audit import META_FIELD, audit_file, format_audit, judge_pair, label_accuracy
+from musc_ecd.records import message_text
 
 
 def conversation(prompt: str, chosen: str, rejected: str, constraints: list[dict] | None) -> dict:

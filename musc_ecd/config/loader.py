@@ -9,15 +9,16 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from musc_ecd.config.across import check_across_sections
 from musc_ecd.config.schema import Config
 from musc_ecd.errors import ConfigError
-from musc_ecd.registry import check_method_name
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Merge ``path`` (YAML) and ``key=value`` overrides onto the schema; return a typed ``Config``.
 
-    Raises ``ConfigError`` (one line: key, source, what is allowed) on any problem.
+    Raises ``ConfigError`` (one line: key, source, what is allowed) on any problem: the schema's types and
+    values, each section's rules, and the rules across sections (``musc_ecd.config.across``).
     """
     from omegaconf import OmegaConf
 
@@ -47,7 +48,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise
     except Exception as exc:
         raise ConfigError(f"config error: {_first_line(exc)}") from None
-    check_method_name(cfg.method)  # an unknown method fails here, before any model loads
+    check_across_sections(cfg)  # rules between sections fail here too, before any model loads
     return cfg
 
 

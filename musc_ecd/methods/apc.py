@@ -175,4 +175,5 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
 
 
 SPEC = Method(METHOD, build=build, sections=("apc",), roles=roles, summarize=summarize, check=check,
-              extras=(Extra("sft.jsonl", write_extras),))
+              extras=(Extra("sft.jsonl", write_extras),),
+              negative_instructions=lambda cfg: False)  # both answers answer the one prompt

@@ -95,4 +95,5 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     }
 
 
-SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize)
+SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize,
+              negative_instructions=lambda cfg: cfg.musc_fine.share == 0)  # fine pairs carry none

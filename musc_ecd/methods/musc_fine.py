@@ -303,4 +303,5 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     }
 
 
-SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize)
+SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize,
+              negative_instructions=lambda cfg: False)  # a fine pair answers one instruction

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from musc_ecd.config import Config
-from musc_ecd.errors import ConfigError, DataError, RunDirConflictError, TrainingDivergedError
-from musc_ecd.fingerprints import model_fingerprint, weights_fingerprint
+from musc_ecd.errors import ConfigError, DataError, TrainingDivergedError
+from musc_ecd.fingerprints import MODEL, WEIGHTS, fingerprint_matches, model_fingerprint
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
 from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
@@ -100,15 +100,16 @@ def train(cfg: Config, run_dir: Path) -> dict:
         manifest = model_dir / "manifest.json"
         if manifest.is_file():
             done = json.loads(manifest.read_text())
-            if done.get("fingerprint") != key:
-                raise RunDirConflictError(f"{model_dir} holds a model trained with a different config; "
-                                          "use another run_dir or delete it")
-            if done.get("pairs_sha256") == source:
+            same_settings = fingerprint_matches(done.get("fingerprint"), cfg, MODEL)
+            if same_settings and done.get("pairs_sha256") == source:
+                if done["fingerprint"] != key and main_process:  # keyed by an older musc-ecd: re-keyed
+                    write_atomic(manifest, json.dumps({**done, "fingerprint": key}, indent=2) + "\n")
                 log.info("the trained model in %s is complete; nothing to do", model_dir)
                 return done["summary"]
-            if main_process:  # same config, other pairs (e.g. data.limit raised): the model is stale
-                retire(model_dir, f"trained on other pairs than {pairs_path} now holds")
-        _retire_checkpoints_of_other_pairs(work_dir, source, main_process)
+            if main_process:  # other settings (train.beta) or other pairs (data.limit raised): the model is stale
+                retire(model_dir, f"trained on other pairs than {pairs_path} now holds" if same_settings
+                       else "trained with other settings")
+        _retire_stale_checkpoints(work_dir, source, key, main_process)
         if sft_only:
             summary = _fit_sft(cfg, sft_rows(sft_data), work_dir, model_dir, cfg.model.policy, cfg.train.epochs)
             summary["sft_data"] = str(sft_data)
@@ -131,14 +132,16 @@ def train(cfg: Config, run_dir: Path) -> dict:
     return summary
 
 
-def _retire_checkpoints_of_other_pairs(work_dir: Path, source: str, main_process: bool) -> None:
-    """Checkpoints resume only training on the same pairs; ``train/pairs.json`` says which they were."""
+def _retire_stale_checkpoints(work_dir: Path, source: str, key: str, main_process: bool) -> None:
+    """Checkpoints resume only training on the same pairs with the same settings; ``train/pairs.json`` says which
+    they were (one written before it named the settings cannot tell, and is retired too)."""
     stamp = work_dir / "pairs.json"
-    if main_process and stamp.is_file() and json.loads(stamp.read_text()).get("pairs_sha256") != source:
-        retire(work_dir, "its checkpoints were trained on other pairs")
+    made = {"pairs_sha256": source, "fingerprint": key}
+    if main_process and stamp.is_file() and json.loads(stamp.read_text()) != made:
+        retire(work_dir, "its checkpoints were trained on other pairs or with other settings")
     if main_process:
         work_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(stamp, json.dumps({"pairs_sha256": source}) + "\n")
+        write_atomic(stamp, json.dumps(made) + "\n")
 
 
 def weighted_pairs(cfg: Config, layout: RunLayout, source: Path) -> Path:
@@ -151,12 +154,13 @@ def weighted_pairs(cfg: Config, layout: RunLayout, source: Path) -> Path:
     if not (artifact.is_file() and manifest.is_file()):
         raise WeightsNotComputedError(f"train.weights={scheme} but {stage_dir} holds no finished token weights; "
                                       f"{WEIGHTS_COMMAND}")
-    if json.loads(manifest.read_text()).get("fingerprint") != weights_fingerprint(cfg):
+    if not fingerprint_matches(json.loads(manifest.read_text()).get("fingerprint"), cfg, WEIGHTS):
         summary = stage_dir / "summary.json"
         made = json.loads(summary.read_text()).get("scheme") if summary.is_file() else None
         what = f"{made} weights" if made and made != scheme else f"{scheme} weights made with another config"
         raise WeightsNotComputedError(f"{artifact} holds {what}, not the train.weights={scheme} weights of this "
-                                      f"config (seed, model and train.* key them); {WEIGHTS_COMMAND}")
+                                      f"config (train.weights, its options and model.policy key them); "
+                                      f"{WEIGHTS_COMMAND}")
     expected = list(items_of({pair["id"]: pair for pair in read_jsonl(source)}))
     if [record.get("item_id") for record in read_jsonl(artifact)] != expected:
         raise WeightsNotComputedError(f"{artifact} holds the weights of other pairs than {source} holds now; "

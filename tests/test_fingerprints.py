@@ -1,0 +1,220 @@
+"""Each artifact is keyed by what changes it and nothing else: one table (``KEYED_BY``) for every config key,
+held to the schema and to the fingerprints; and on the tiny model, a new β retrains without new weights, a new
+report_to retrains nothing; run directories keyed by the older hashes are recognised."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from musc_ecd.cli import main
+from musc_ecd.config import Config, load_config, to_dict
+from musc_ecd.fingerprints import (
+    ANSWERS,
+    ARTIFACTS,
+    BASE_EVAL_SHARE,
+    GENERATE_SHARE,
+    KEYED_BY,
+    MODEL,
+    PAIRS,
+    WEIGHTS,
+    answers_fingerprint,
+    base_eval_share_key,
+    digest,
+    generate_share_key,
+    keyed_by,
+    legacy_fingerprints,
+    model_fingerprint,
+    pairs_fingerprint,
+    schema_keys,
+    weights_fingerprint,
+)
+from musc_ecd.registry import get_method
+
+REPO = Path(__file__).resolve().parents[1]
+
+FINGERPRINT_OF = {
+    PAIRS: pairs_fingerprint,
+    GENERATE_SHARE: generate_share_key,
+    WEIGHTS: weights_fingerprint,
+    MODEL: model_fingerprint,
+    ANSWERS: lambda cfg: answers_fingerprint(cfg, cfg.data.prompts or cfg.data.seeds),
+    BASE_EVAL_SHARE: lambda cfg: base_eval_share_key(cfg, "ifeval"),
+}
+METHOD_OF_SECTION = {"musc": "musc_coarse", "musc_fine": "musc_fine", "ecd": "ecd", "apc": "apc"}
+# Every condition in the table holds: sampled decoding (the seed keys answers), a pairwise weight scheme with a
+# fallback (which is edit: its option counts) and a model-based scheme (the dtype counts).
+WHERE_EVERY_KEY_COUNTS = ["generation.temperature=0.7", "eval.temperature=0.7", "eval.ifeval_path=ifeval.jsonl",
+                          "train.weights=kl", "train.weights_fallback=edit", "data.seeds=seeds.jsonl"]
+
+
+def test_every_config_key_is_in_exactly_one_row_of_the_table():
+    found = list(schema_keys())
+    assert len(found) == len(set(found)) > 100
+    for key in found:
+        row = keyed_by(key)  # raises for a key no row names
+        assert row.artifacts or row.why, key  # a key that keys nothing says why
+        assert set(row.artifacts) <= set(ARTIFACTS)
+    for row_key in KEYED_BY:  # no stale row: each names a key (or a section) of the schema
+        assert any(key == row_key or key.startswith(row_key.removesuffix("*")) for key in found), row_key
+
+
+def test_a_new_config_key_in_no_row_fails():
+    with pytest.raises(KeyError, match="no row of musc_ecd.fingerprints.KEYED_BY"):
+        keyed_by("train.a_new_option")
+
+
+def _other(value, hint):
+    """A value of the schema's type ``hint`` that differs from ``value``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return next(choice for choice in args if choice != value)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in args if arg is not type(None)]
+        if value is None:
+            return _sample(options[0])
+        return _other(value, next(option for option in options if _is_a(value, option)))
+    if origin is list:
+        return [*value, _sample(args[0])]
+    if hint is bool:
+        return not value
+    if hint in (int, float):
+        return value + 1
+    if hint is str:
+        return f"{value}-other"
+    raise AssertionError(f"no other value for {hint}")
+
+
+def _sample(hint):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return args[0]
+    if origin is list:
+        return []
+    return {str: "x", int: 3, float: 0.5, bool: True}[hint]
+
+
+def _is_a(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    return value in typing.get_args(hint) if origin is Literal else isinstance(value, origin or hint)
+
+
+def _hint(key: str):
+    owner = Config
+    *path, name = key.split(".")
+    for part in path:
+        owner = typing.get_type_hints(owner)[part]
+    return typing.get_type_hints(owner)[name]
+
+
+@functools.cache
+def _base(method: str) -> tuple[Config, dict[str, str]]:
+    responders = "model.responders=[a,b]" if method == "apc" else "model.responders=[]"
+    cfg = load_config(None, [f"method={method}", responders, *WHERE_EVERY_KEY_COUNTS])
+    return cfg, {artifact: fingerprint(cfg) for artifact, fingerprint in FINGERPRINT_OF.items()}
+
+
+def _changed(key: str) -> set[str]:
+    cfg, fingerprints = _base(METHOD_OF_SECTION.get(key.split(".")[0], "musc_coarse"))
+    other = copy.deepcopy(cfg)
+    owner = other
+    *path, name = key.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    setattr(owner, name, "ecd" if key == "method" else _other(getattr(owner, name), _hint(key)))
+    return {artifact for artifact, fingerprint in FINGERPRINT_OF.items()
+            if fingerprint(other) != fingerprints[artifact]}
+
+
+@pytest.mark.parametrize("key", list(schema_keys()))
+def test_each_key_changes_exactly_the_artifacts_the_table_names(key):
+    assert _changed(key) == set(keyed_by(key).artifacts)
+
+
+def test_weight_options_key_the_weights_only_where_the_scheme_uses_them():
+    def weights(*overrides):
+        return weights_fingerprint(load_config(None, list(overrides)))
+
+    uniform = weights("train.weights=uniform")
+    for unused in ("model.dtype=float32", "train.edit_low=0.3", "train.weights_fallback=edit", "seed=3",
+                   "train.beta=0.2", "train.report_to=[tensorboard]", "model.judge_untyped=skip", "data.seeds=other"):
+        assert weights("train.weights=uniform", unused) == uniform, unused
+    assert weights("train.weights=uniform", "model.policy=tiny") != uniform  # its tokenizer cuts the tokens
+    assert weights("train.weights=edit", "train.edit_low=0.3") != weights("train.weights=edit")
+    assert weights("train.weights=pmi", "model.dtype=float32") != weights("train.weights=pmi")
+    assert weights("train.weights=kl", "train.weights_fallback=edit", "train.edit_low=0.3") != \
+        weights("train.weights=kl", "train.weights_fallback=edit")
+
+
+def test_the_generate_share_key_is_the_one_older_sweeps_named_their_entries_by():
+    """A shared entry is found by its name: the key must not move, or a run's link would point elsewhere."""
+    for overrides in ([], ["method=ecd", "ecd.rounds=5"], ["method=musc", "data.limit=3"]):  # ct2 at its default
+        cfg = load_config(None, overrides)
+        tree = to_dict(cfg)
+        older = {name: tree[name] for name in ("seed", "method", "model", "generation", "data",
+                                                *get_method(cfg.method).sections)}
+        # ("ct2" did not exist then; at its default it is left out of the key)
+        older["generation"] = {k: v for k, v in older["generation"].items() if k not in ("batch_size", "vllm", "ct2")}
+        assert generate_share_key(cfg) == digest(older)
+
+
+# -- on the tiny model, one run directory -------------------------------------------------------------------
+
+CONFIG = str(REPO / "configs" / "musc_coarse.yaml")
+TINY = ["model.policy=tiny", "model.dtype=float32", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16",
+        "musc.rewrite_max_tokens=8", "musc.respond_max_tokens=12", "data.limit=4",
+        f"data.seeds={REPO / 'configs' / 'data' / 'seeds.jsonl'}", "train.weights=uniform", "train.max_steps=1",
+        "train.batch_size=1", "train.gradient_accumulation_steps=1", "train.precision=fp32"]
+
+
+def _manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())
+
+
+def test_a_new_beta_retrains_on_the_same_weights_and_report_to_retrains_nothing(tmp_path, capsys):
+    args = [CONFIG, *TINY, f"run_dir={tmp_path}"]
+    assert main(["generate", *args]) == 0 and main(["weights", *args]) == 0 and main(["train", *args]) == 0
+    weights, first = _manifest(tmp_path / "weights"), _manifest(tmp_path / "model")
+
+    assert main(["train", *args, "train.beta=0.2"]) == 0, capsys.readouterr().err  # no weights stage asked for
+    second = _manifest(tmp_path / "model")
+    assert second["fingerprint"] != first["fingerprint"] and second["pairs_sha256"] == first["pairs_sha256"]
+    assert len(list(tmp_path.glob("model.stale-*"))) == 1  # the β=0.1 model is kept aside, not deleted
+    assert list(tmp_path.glob("train.stale-*")), "its checkpoints must not be resumed under another β"
+    assert _manifest(tmp_path / "weights") == weights
+
+    pytest.importorskip("tensorboard")
+    assert main(["train", *args, "train.beta=0.2", "train.report_to=[tensorboard]"]) == 0
+    assert _manifest(tmp_path / "model") == second and len(list(tmp_path.glob("model.stale-*"))) == 1
+    assert main(["weights", *args, "train.beta=0.2"]) == 0 and _manifest(tmp_path / "weights") == weights
+
+
+def test_a_run_directory_keyed_by_the_older_hashes_is_recognised(tmp_path):
+    """Pairs, weights and model made before the keys followed the table: re-keyed, none made again."""
+    args = [CONFIG, *TINY, f"run_dir={tmp_path}"]
+    assert main(["generate", *args]) == 0 and main(["weights", *args]) == 0 and main(["train", *args]) == 0
+    cfg = load_config(CONFIG, TINY)
+    files = {tmp_path / "generate": (PAIRS, "pairs.parts"), tmp_path / "weights": (WEIGHTS, "pairs.parts"),
+             tmp_path / "model": (MODEL, None)}
+    before = {}
+    for stage_dir, (artifact, parts) in files.items():
+        (older,) = legacy_fingerprints(cfg, artifact)
+        for path in [stage_dir / "manifest.json", *([stage_dir / parts / "meta.json"] if parts else [])]:
+            path.write_text(json.dumps({**json.loads(path.read_text()), "fingerprint": older}))
+        before[stage_dir] = (stage_dir / ("pairs.jsonl" if parts else "adapter_model.safetensors")).read_bytes()
+
+    assert main(["generate", *args]) == 0 and main(["weights", *args]) == 0 and main(["train", *args]) == 0
+    for stage_dir, (artifact, parts) in files.items():
+        assert (stage_dir / ("pairs.jsonl" if parts else "adapter_model.safetensors")).read_bytes() == \
+            before[stage_dir]
+        assert _manifest(stage_dir)["fingerprint"] != legacy_fingerprints(cfg, artifact)[0]  # re-keyed
+    assert not list(tmp_path.glob("*.stale-*"))
+    log = (tmp_path / "log.txt").read_text()
+    assert "4 items: 4 already done, 0 to do" in log and "the trained model" in log and "nothing to do" in log
