@@ -63,8 +63,10 @@ class CT2Config:
     compute_type: Literal[CT2_COMPUTE_TYPES] = "auto"
     """``auto`` = float32. ``int8`` quantizes the weights: faster, but a different model whose answers diverge
     from float32's (docs/backends.md), so it keys pairs and answers like a model change."""
-    max_batch_size: int = 64
-    """Rows decoded together (sorted by prompt length first); the benchmark's best on a 2-core AVX2 CPU."""
+    max_batch_size: int = 16
+    """Rows decoded together; more rows than this are sorted by prompt length and cut into batches. 16 measured
+    fastest on a 2-core AVX2 CPU (benchmarks/generation.py): CTranslate2 forwards a batch's prompts at once only
+    up to the shortest one, so a wide batch of uneven prompts spends steps feeding the longer ones."""
     threads: int = 0
     """Threads per engine; 0 = the cores this process may use."""
 
