@@ -1,6 +1,6 @@
 """The ``weights`` stage: add per-token ``chosen_weights``/``rejected_weights`` to a pairs artifact.
 
-Weights are computed over exactly the tokens the trainer scores (``completion_token_ids``), by batched
+Weights are computed over exactly the tokens the trainer scores (``pair_completion_token_ids``), by batched
 forward passes of the policy over the fixed responses — no generation — with the signals of
 ``musc_ecd.weights`` and its per-sequence normalisation:
 
@@ -94,14 +94,15 @@ def content_key(pair: dict) -> str:
 
 def weigh_pairs(pairs: list[dict], scheme: str, model, tokenizer, cfg: Config, batch_size: int = 8) -> list[dict]:
     """The pairs with ``chosen_weights``/``rejected_weights``; model signals in batched forward passes."""
-    from musc_ecd.tokens import completion_token_ids
+    from musc_ecd.tokens import pair_completion_token_ids
 
     plans = []
     for pair in pairs:
         chosen_scheme = scheme
         if scheme in NEEDS_NEGATIVE and not Pair.from_json(pair).negative_instruction:
             chosen_scheme = cfg.train.weights_fallback
-        ids = {side: completion_token_ids(tokenizer, pair["prompt"], pair[side]) for side in ("chosen", "rejected")}
+        ids = dict(zip(("chosen", "rejected"), pair_completion_token_ids(tokenizer, pair["prompt"], pair["chosen"],
+                                                                         pair["rejected"]), strict=True))
         plans.append((pair, chosen_scheme, ids))
     jobs = [(_conditions(pair, s), ids[side], s) for pair, s, ids in plans if s in MODEL_SCHEMES
             for side in ("chosen", "rejected")]

@@ -24,7 +24,6 @@ from musc_ecd.training import (
     TokenWeightedDPOTrainer,
     WeightAlignmentError,
     completion_token_ids,
-    scale_shifted_log_probs,
 )
 
 METRICS = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
@@ -247,14 +246,6 @@ def test_unsupported_options_are_refused_up_front(tiny, tmp_path):
         TokenWeightedDPOConfig(**config_kwargs(tmp_path), curriculum="hardest_first")
 
 
-def test_scale_shifted_log_probs_by_hand():
-    log_probs = torch.tensor([[-1.0, -2.0, -3.0]])  # scores tokens 1, 2, 3 of a 4-token row
-    weights = torch.tensor([[9.0, 0.5, 0.0, 2.0]])  # weight 9 sits on token 0, which is never scored
-    torch.testing.assert_close(scale_shifted_log_probs(log_probs, weights), torch.tensor([[-0.5, 0.0, -6.0]]))
-    virtual = torch.tensor([[-4.0, -1.0, -2.0, -3.0]])  # one leading virtual position keeps weight 1
-    torch.testing.assert_close(scale_shifted_log_probs(virtual, weights), torch.tensor([[-4.0, -0.5, 0.0, -6.0]]))
-
-
 def test_collator_weights_are_zero_on_prompt_and_padding():
     from musc_ecd.training import DataCollatorForWeightedPreference
 
@@ -288,3 +279,44 @@ def test_completion_token_ids_lives_outside_the_training_package():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env,
                          cwd=repo).stdout
     assert out.strip() == "[]"
+
+
+def test_one_definition_of_the_prefix_sharing_choices_and_no_dead_exports():
+    import musc_ecd.training
+    from musc_ecd.config import choices
+    from musc_ecd.training import losses, trainer
+
+    assert trainer.PREFIX_SHARING is choices.PREFIX_SHARING
+    assert not hasattr(musc_ecd.training, "scale_shifted_log_probs") and not hasattr(losses, "scale_shifted_log_probs")
+
+
+@pytest.mark.parametrize("conversational", [True, False], ids=["chat", "plain"])
+def test_pair_completion_token_ids_are_the_ids_trl_scores(tiny, tmp_path, conversational):
+    from musc_ecd.training import pair_completion_token_ids
+
+    rows = conversational_rows() if conversational else [
+        {"prompt": p, "chosen": c, "rejected": r} for p, c, r in
+        ((row["prompt"][0]["content"], row["chosen"][0]["content"], row["rejected"][0]["content"])
+         for row in conversational_rows())]
+    trainer = _build(DPOTrainer, DPOConfig, tiny, tmp_path, rows=rows)
+    for row, prepared in zip(rows, trainer.train_dataset, strict=True):
+        chosen, rejected = pair_completion_token_ids(tiny[1], row["prompt"], row["chosen"], row["rejected"])
+        assert (chosen, rejected) == (prepared["chosen_ids"], prepared["rejected_ids"])
+
+
+def test_weights_over_tokens_that_drift_from_trls_are_refused(tiny, tmp_path, monkeypatch):
+    """The ids check is real: a tokenization that keeps the count but moves a token (another TRL or tokenizer
+    version) is refused, where a length check alone would let every weight land on another token."""
+    from musc_ecd.training import trainer as trainer_module
+
+    rows = _rows_with_weights(tiny[1], lambda count: [1.0] * count)
+    _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "ok", rows=rows)  # agrees: accepted
+    real = trainer_module.pair_completion_token_ids
+
+    def drifted(tokenizer, prompt, chosen, rejected):
+        chosen_ids, rejected_ids = real(tokenizer, prompt, chosen, rejected)
+        return chosen_ids[1:] + chosen_ids[:1], rejected_ids  # same length, tokens moved
+
+    monkeypatch.setattr(trainer_module, "pair_completion_token_ids", drifted)
+    with pytest.raises(WeightAlignmentError, match="example 0: the chosen tokens the weights are computed over"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "drift", rows=rows)

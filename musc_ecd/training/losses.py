@@ -115,16 +115,3 @@ def combined_loss(per_pair_losses: Sequence[torch.Tensor], loss_weights: Sequenc
         total = total + per_pair.mean() * weight
     return total  # type: ignore[return-value]
 
-
-def scale_shifted_log_probs(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Multiply next-token log-probs by the weights of the tokens they predict.
-
-    log_probs: (rows, n) with n = seq − 1 (+ any leading virtual-token positions) — position j scores
-    token j + 1. weights: (rows, seq), aligned with the input ids. Returns (rows, n); leading virtual
-    positions (prompt-learning adapters) keep weight 1.
-    """
-    shifted = weights[:, 1:].to(log_probs.dtype)
-    extra = log_probs.size(1) - shifted.size(1)
-    if extra > 0:
-        shifted = F.pad(shifted, (extra, 0), value=1.0)
-    return log_probs * shifted.to(log_probs.device)

@@ -53,6 +53,8 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
 
 from musc_ecd.config import LOSSES
+from musc_ecd.config.choices import PREFIX_SHARING
+from musc_ecd.tokens import pair_completion_token_ids
 from musc_ecd.training import losses
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
 from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
@@ -64,7 +66,6 @@ log = logging.getLogger(__name__)
 WEIGHT_COLUMNS = ("chosen_weights", "rejected_weights")
 SUPPORTED_LOSSES = LOSSES  # one list for the config's check and the trainer's
 FINGERPRINT_TAG = "musc-ecd-token-weights-v1"
-PREFIX_SHARING = ("auto", "on", "off")
 # Attention implementations that take a custom 4-D mask as ``attention_mask`` (bool for SDPA, additive for eager).
 MASKED_ATTENTION = ("sdpa", "eager")
 # Per-token fields of TRL's FusedCausalLMOutput, each (rows, seq − 1), zero where the label is -100.
@@ -190,6 +191,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         present = [c for c in WEIGHT_COLUMNS if c in dataset.column_names]
         if not present:
             return dataset
+        _check_tokenization(dataset, processing_class, present, dataset_name)
         for column in present:
             side = column.split("_")[0]
             ids_column = dataset[f"{side}_ids"]
@@ -200,7 +202,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                     raise WeightAlignmentError(
                         f"{dataset_name} example {index}: {column} has {len(weights)} weights but the {side} "
                         f"completion has {len(ids)} tokens; compute weights over "
-                        "musc_ecd.training.completion_token_ids(tokenizer, prompt, completion)"
+                        "musc_ecd.tokens.pair_completion_token_ids(tokenizer, prompt, chosen, rejected)"
                     )
                 if any(not math.isfinite(w) or w < 0 for w in weights):
                     raise WeightAlignmentError(f"{dataset_name} example {index}: {column} must be finite and >= 0")
@@ -387,6 +389,25 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         )
         self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
         self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
+
+
+def _check_tokenization(dataset, processing_class, weight_columns: list[str], dataset_name: str) -> None:
+    """Every weighted example's completions, tokenized as the weights were (``pair_completion_token_ids``), must
+    be exactly the ids TRL scores; a difference (another TRL or tokenizer version) would shift every weight."""
+    if "prompt" not in dataset.column_names:  # pre-tokenized data: nothing to tokenize again
+        return
+    columns = ["prompt", "chosen", "rejected", "chosen_ids", "rejected_ids", *weight_columns]
+    for index, example in enumerate(dataset.select_columns(columns)):
+        if all(example[column] is None for column in weight_columns):
+            continue
+        ours = pair_completion_token_ids(processing_class, example["prompt"], example["chosen"], example["rejected"])
+        for side, ids in zip(("chosen", "rejected"), ours, strict=True):
+            if ids != example[f"{side}_ids"]:
+                raise WeightAlignmentError(
+                    f"{dataset_name} example {index}: the {side} tokens the weights are computed over "
+                    f"(musc_ecd.tokens.pair_completion_token_ids, {len(ids)} tokens) differ from the {side} tokens "
+                    f"TRL scores ({len(example[f'{side}_ids'])} tokens); the weights cannot be aligned. Is TRL "
+                    "at the pinned version (1.16)?")
 
 
 def _model_inputs(inputs: dict) -> tuple[dict, torch.Tensor]:
