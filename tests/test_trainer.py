@@ -50,11 +50,11 @@ def _random_weights(seed=0):
     return lambda count: (torch.rand(count, generator=generator) * 2).tolist()
 
 
-def _build(cls, config_cls, tiny, tmp_path, rows=None, lora=False, **config):
+def _build(cls, config_cls, tiny, tmp_path, rows=None, lora=False, data_collator=None, **config):
     """A trainer whose policy differs from its reference (perturbed weights, or a random LoRA init)."""
     base, tokenizer = tiny
     kwargs = dict(args=config_cls(**config_kwargs(tmp_path, **config)), train_dataset=dataset(rows),
-                  processing_class=tokenizer)
+                  processing_class=tokenizer, data_collator=data_collator)
     if lora:
         torch.manual_seed(0)  # same random adapter in every trainer built by a test
         peft = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
@@ -320,3 +320,38 @@ def test_weights_over_tokens_that_drift_from_trls_are_refused(tiny, tmp_path, mo
     monkeypatch.setattr(trainer_module, "pair_completion_token_ids", drifted)
     with pytest.raises(WeightAlignmentError, match="example 0: the chosen tokens the weights are computed over"):
         _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "drift", rows=rows)
+
+
+@pytest.mark.parametrize("precompute", [False, True], ids=["live-ref", "precomputed-ref"])
+def test_weights_apply_when_the_tokenizer_is_left_to_trl(tiny, tmp_path, caplog, precompute):
+    """No processing_class: TRL loads the tokenizer from the model; the weighted collator (and prefix sharing,
+    which the log announces) must still be what batches the pairs, also in TRL's precompute pass."""
+    rows = _rows_with_weights(tiny[1], _random_weights(7))
+    given = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "given", rows=rows,
+                   precompute_ref_log_probs=precompute)
+    base, _ = tiny
+    args = TokenWeightedDPOConfig(**config_kwargs(tmp_path / "left", precompute_ref_log_probs=precompute))
+    with caplog.at_level("INFO", logger="musc_ecd.training.trainer"):
+        left = TokenWeightedDPOTrainer(model=perturbed_copy(base), ref_model=copy.deepcopy(base), args=args,
+                                       train_dataset=dataset(rows))
+    assert "prefix sharing on" in caplog.text and left.prefix_sharing
+    batch = left.data_collator([left.train_dataset[i] for i in range(4)])
+    assert {"completion_weights", "shared_input_ids"} <= batch.keys()
+    _assert_same(score_one_batch(left), score_one_batch(given))
+
+
+def test_a_collator_that_drops_the_weights_is_refused(tiny, tmp_path):
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    from musc_ecd.training import DataCollatorForWeightedPreference
+
+    rows = _rows_with_weights(tiny[1], _random_weights(8))
+    plain = DataCollatorForPreference(pad_token_id=tiny[1].pad_token_id)
+    with pytest.raises(ValueError, match="the train dataset has token weights .* does not carry them"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "plain", rows=rows,
+               data_collator=plain)
+    _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "unweighted", data_collator=plain)
+    weighted = DataCollatorForWeightedPreference(pad_token_id=tiny[1].pad_token_id)
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "weighted", rows=rows,
+                     data_collator=weighted)
+    assert trainer.data_collator is weighted

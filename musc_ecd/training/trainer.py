@@ -50,6 +50,7 @@ import torch
 from accelerate.utils import is_peft_model
 from trl import DPOConfig, DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import use_adapter
 
 from musc_ecd.config import LOSSES
@@ -151,21 +152,15 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         sharing_unsupported = _prefix_sharing_unsupported(model, args, data_collator, kwargs.get("peft_config"))
         self.prefix_sharing = _resolve_prefix_sharing(getattr(args, "prefix_sharing", "auto"), sharing_unsupported,
                                                       on_gpu=torch.cuda.is_available() and not args.use_cpu)
-        if data_collator is None and processing_class is not None:
-            pad_id = processing_class.pad_token_id
-            if pad_id is None:
-                pad_id = processing_class.eos_token_id
-            data_collator = DataCollatorForWeightedPreference(
-                pad_token_id=pad_id,
-                max_length=args.max_length,
-                truncation_mode=args.truncation_mode,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-                prefix_sharing=self.prefix_sharing,
-            )
         self._difficulties = None
+        self._builds_collator = data_collator is None
         super().__init__(model=model, ref_model=ref_model, args=args, data_collator=data_collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, **kwargs)
+        self._use_weighted_collator()
+        if not isinstance(self.data_collator, DataCollatorForWeightedPreference):
+            _check_collator_carries_weights(self.data_collator,
+                                            {"train": self.train_dataset, "eval": self.eval_dataset})
         if self.train_dataset is not None and "difficulty" in self.train_dataset.column_names:
             self._difficulties = [float(d) for d in self.train_dataset["difficulty"]]
         if getattr(self.args, "curriculum", "random") != "random" and self._difficulties is None:
@@ -185,6 +180,24 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                              "tokens or sequences themselves; they are not combined with token weights here")
 
     # -- data --------------------------------------------------------------------------------------
+
+    def _use_weighted_collator(self) -> None:
+        """Replace TRL's collator by ours, once TRL has resolved the tokenizer (loaded from the model when no
+        processing_class is given) and the pad token (args.pad_token, else the tokenizer's, else EOS): ours takes
+        the same settings and adds the weights and the shared layout. Called before TRL's precompute pass (which
+        runs inside ``DPOTrainer.__init__``) and after it."""
+        if self._builds_collator and type(self.data_collator) is DataCollatorForPreference:
+            self.data_collator = DataCollatorForWeightedPreference(
+                pad_token_id=self.data_collator.pad_token_id,
+                max_length=self.args.max_length,
+                truncation_mode=self.args.truncation_mode,
+                pad_to_multiple_of=self.args.pad_to_multiple_of,
+                prefix_sharing=self.prefix_sharing,
+            )
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        self._use_weighted_collator()
+        return super()._precompute_ref_logps(dataset, name, batch_size)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
@@ -389,6 +402,22 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         )
         self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
         self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
+
+
+def _check_collator_carries_weights(collator, datasets: dict) -> None:
+    """A data collator given by the caller must put the weight columns into the batch (``completion_weights``),
+    or training would run plain DPO on weighted pairs without a word; tried on one weighted example."""
+    for name, dataset in datasets.items():
+        for split, data in (dataset.items() if isinstance(dataset, dict) else [(name, dataset)]):
+            present = [c for c in WEIGHT_COLUMNS if data is not None and c in data.column_names]
+            weighted = next((index for index, row in enumerate(data.select_columns(present))
+                             if any(row[c] is not None for c in present)), None) if present else None
+            if weighted is not None and "completion_weights" not in collator([data[weighted]]):
+                raise ValueError(
+                    f"the {split} dataset has token weights ({', '.join(present)}) but data_collator="
+                    f"{type(collator).__name__} does not carry them into the batch (no completion_weights), so they "
+                    "would be ignored; pass no data_collator (the trainer builds DataCollatorForWeightedPreference) "
+                    "or a DataCollatorForWeightedPreference")
 
 
 def _check_tokenization(dataset, processing_class, weight_columns: list[str], dataset_name: str) -> None:
