@@ -134,13 +134,14 @@ def test_weighted_losses_against_their_formulas(tiny, tmp_path, loss_type):
         expected = -F.logsigmoid(beta * (ratio_chosen - ratio_rejected)).mean()
     elif loss_type == "hinge":
         expected = torch.relu(1 - beta * (ratio_chosen - ratio_rejected)).mean()
-    elif loss_type == "ipo":
-        counts_chosen, counts_rejected = batch["completion_mask"].sum(1).float().chunk(2)
-        delta = ratio_chosen / counts_chosen - ratio_rejected / counts_rejected
+    elif loss_type == "ipo":  # per-token log-ratios: each divided by its completion's weight mass Σ_t w_t
+        mass_chosen, mass_rejected = (weights * batch["completion_mask"][:, 1:]).sum(1).chunk(2)
+        delta = ratio_chosen / mass_chosen - ratio_rejected / mass_rejected
         expected = ((delta - 1 / (2 * beta)) ** 2).mean()
-    else:  # sft: mean over chosen completion tokens of −w_t·log π(y_t)
+    else:  # sft: −Σ_t w_t·log π(y_t) / Σ_t w_t over the chosen completion tokens
         chosen_mask = batch["completion_mask"][:, 1:].chunk(2)[0].bool()
-        expected = -(policy_tokens * weights).chunk(2)[0][chosen_mask].mean()
+        chosen_weights = weights.chunk(2)[0][chosen_mask]
+        expected = -(policy_tokens * weights).chunk(2)[0][chosen_mask].sum() / chosen_weights.sum()
     trainer.model.train()
     loss = trainer.compute_loss(trainer.model, dict(batch))
     torch.testing.assert_close(loss.detach(), expected, atol=1e-5, rtol=1e-5)

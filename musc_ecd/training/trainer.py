@@ -5,7 +5,7 @@ The loss is TRL's, on *weighted* sequence log-probabilities (MuSC §1d; every fo
     L = −log σ( β·Σ_t w_t^c · r_t(y_c) − β·Σ_t w_t^r · r_t(y_r) ),   r_t = log π(y_t|·) − log π_ref(y_t|·)
 
 and likewise for ``hinge`` (SLiC), ``ipo`` and ``sft``, combined by TRL's ``loss_type`` list and
-``loss_weights``. With every weight 1 (or no weight columns) it *is* TRL's DPO, bit for bit.
+``loss_weights``. Without weight columns it *is* TRL's DPO, bit for bit; with every weight 1, to float rounding.
 
 ``_compute_loss`` is TRL 1.16's ``DPOTrainer._compute_loss`` step for step, for the options it supports,
 with the weighting written out where TRL sums:
@@ -280,7 +280,8 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         chosen_logratios = chosen_logps - ref_chosen_logps
         rejected_logratios = rejected_logps - ref_rejected_logps
 
-        chosen_lengths, rejected_lengths = completion_mask.sum(dim=1).chunk(2)
+        # IPO's normaliser: each completion's weight mass (its token count without weights, as TRL counts)
+        chosen_lengths, rejected_lengths = losses.weighted_lengths(batch.weights, completion_mask).chunk(2)
         terms = []
         for loss_type in self.loss_types:
             if loss_type == "sft":  # a per-token mean over the chosen completions: one value for the batch
