@@ -58,7 +58,12 @@ from musc_ecd.config.choices import PREFIX_SHARING
 from musc_ecd.tokens import pair_completion_token_ids
 from musc_ecd.training import losses
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
-from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
+from musc_ecd.training.curriculum import (
+    CURRICULA,
+    CurriculumSampler,
+    LengthGroupedCurriculumSampler,
+    samples_taken_per_epoch,
+)
 from musc_ecd.training.prefix_sharing import KEYS as SHARED_KEYS
 from musc_ecd.training.prefix_sharing import additive_mask, padding_share, prefix_sharing_mask, unshare
 
@@ -88,8 +93,10 @@ class TokenWeightedDPOConfig(DPOConfig):
 
     curriculum: str = field(
         default="random",
-        metadata={"help": "Order of training pairs by `difficulty` (larger = harder): random | easy_to_hard | "
-                          "staged. Pairs without a `difficulty` column can only use random."},
+        metadata={"help": "Order of training pairs by `difficulty` (larger = harder, one scale for all pairs): "
+                          "random | easy_to_hard | staged, cut to the samples the run really takes (max_steps or "
+                          "epochs, accumulation, batch size, processes). Pairs without a `difficulty` on every "
+                          "pair can only use random."},
     )
     prefix_sharing: str = field(
         default="auto",
@@ -161,10 +168,17 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         if not isinstance(self.data_collator, DataCollatorForWeightedPreference):
             _check_collator_carries_weights(self.data_collator,
                                             {"train": self.train_dataset, "eval": self.eval_dataset})
+        curriculum = getattr(self.args, "curriculum", "random")
         if self.train_dataset is not None and "difficulty" in self.train_dataset.column_names:
-            self._difficulties = [float(d) for d in self.train_dataset["difficulty"]]
-        if getattr(self.args, "curriculum", "random") != "random" and self._difficulties is None:
-            raise ValueError(f"curriculum={self.args.curriculum!r} needs a `difficulty` column in the pairs")
+            values = self.train_dataset["difficulty"]
+            missing = sum(1 for d in values if d is None)
+            if missing and curriculum != "random":
+                raise ValueError(f"curriculum={curriculum!r} needs a difficulty on every pair; {missing} of "
+                                 f"{len(values)} have none")
+            self._difficulties = None if missing else [float(d) for d in values]
+        if curriculum != "random" and self._difficulties is None:
+            raise ValueError(f"curriculum={curriculum!r} needs a `difficulty` column in the pairs")
+        self._curriculum: CurriculumSampler | None = None
 
     @staticmethod
     def _check_supported(args) -> None:
@@ -246,8 +260,10 @@ class TokenWeightedDPOTrainer(DPOTrainer):
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         difficulties = self._difficulties if self._difficulties is not None else [0.0] * len(dataset)
+        # whole epochs until set_initial_training_values knows the run's length
         sampler = CurriculumSampler(difficulties, curriculum, self.args.seed,
                                     num_epochs=math.ceil(self.args.num_train_epochs))
+        self._curriculum = sampler
         if not grouped:
             return sampler
         # transformers' LengthGroupedSampler reads `input_ids`, which preference rows do not have, and would
@@ -255,6 +271,17 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         lengths = [len(p) + len(c) + len(r) for p, c, r in
                    zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
         return LengthGroupedCurriculumSampler(sampler, lengths, self.args.per_device_train_batch_size)
+
+    def set_initial_training_values(self, args, dataloader):
+        """transformers' computation of the run's length; the curriculum is then cut to the samples the run
+        really takes from each epoch (max_steps, fractional epochs, accumulation, batch size, processes)."""
+        values = super().set_initial_training_values(args, dataloader)
+        _, steps_per_epoch, _, _, _, batches_per_epoch, max_steps = values
+        if self._curriculum is not None and batches_per_epoch:
+            self._curriculum.plan(samples_taken_per_epoch(
+                len(self._curriculum), max_steps, steps_per_epoch, batches_per_epoch,
+                args.gradient_accumulation_steps, args.per_device_train_batch_size * args.world_size))
+        return values
 
     # -- loss --------------------------------------------------------------------------------------
 
