@@ -63,15 +63,44 @@ def test_ipo_loss_by_hand():
     chosen_lengths, rejected_lengths = torch.tensor([4, 0]), torch.tensor([2, 1])  # a 0 count counts as 1
     # pair 0: 2/4 − (−1/2) = 1, 1/(2·0.25) = 2 → (1 − 2)² = 1; pair 1: 3/1 − 1/1 = 2 → (2 − 2)² = 0
     assert_close(losses.ipo_loss(chosen, rejected, 0.25, chosen_lengths, rejected_lengths), torch.tensor([1.0, 0.0]))
+    # weight masses below 1 are not rounded up: pair 0: 2/0.5 − (−1/0.25) = 8 → (8 − 2)² = 36
+    assert_close(losses.ipo_loss(chosen[:1], rejected[:1], 0.25, torch.tensor([0.5]), torch.tensor([0.25])),
+                 torch.tensor([36.0]))
 
 
 def test_sft_loss_is_a_weighted_per_token_mean_over_the_mask():
     logps = torch.tensor([[-1.0, -2.0], [-4.0, -9.0]])
     weights = torch.tensor([[1.0, 0.5], [2.0, 5.0]])
     mask = torch.tensor([[1, 1], [1, 0]])
-    # masked w·logp: −1, −1, −8 → mean −10/3
-    assert_close(losses.sft_loss(logps, weights, mask), torch.tensor(10 / 3))
+    # masked w·logp: −1, −1, −8 → sum −10; masked weights 1 + 0.5 + 2 = 3.5 → 10/3.5
+    assert_close(losses.sft_loss(logps, weights, mask), torch.tensor(10 / 3.5))
     assert_close(losses.sft_loss(logps, None, mask), torch.tensor(7 / 3))  # (1 + 2 + 4) / 3
+    assert_close(losses.sft_loss(logps, torch.zeros(2, 2), mask), torch.tensor(0.0))  # no weight, no signal
+
+
+def test_weighted_lengths_by_hand():
+    weights = torch.tensor([[9.0, 0.5, 0.25], [1.0, 1.0, 1.0]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    assert_close(losses.weighted_lengths(weights, mask), torch.tensor([0.75, 2.0]))
+    assert losses.weighted_lengths(None, mask).tolist() == [2, 2]
+
+
+def test_ipo_and_sft_are_weighted_means_that_clipping_or_scaling_the_weights_does_not_shrink():
+    """Weights of mean 1 clipped to w_max have a mean below 1; a weighted mean (Σ w·x / Σ w) is unchanged by
+    a common factor, where dividing by the token count shrank the term by that factor."""
+    generator = torch.Generator().manual_seed(0)
+    policy, reference = torch.randn(4, 6, generator=generator), torch.randn(4, 6, generator=generator)
+    weights, mask = torch.rand(4, 6, generator=generator) + 0.1, (torch.rand(4, 6, generator=generator) > 0.2).int()
+
+    def ipo(w):
+        ratios = losses.weighted_sequence_logps(policy, w, mask) - losses.weighted_sequence_logps(reference, w, mask)
+        return losses.ipo_loss(*ratios.chunk(2), 0.1, *losses.weighted_lengths(w, mask).chunk(2))
+
+    assert_close(ipo(weights * 0.5), ipo(weights))
+    assert_close(losses.sft_loss(policy, weights * 0.5, mask), losses.sft_loss(policy, weights, mask))
+    # uniform weights of any value are no weights
+    assert_close(ipo(torch.full((4, 6), 0.7)), ipo(None))
+    assert_close(losses.sft_loss(policy, torch.full((4, 6), 0.7), mask), losses.sft_loss(policy, None, mask))
 
 
 def test_pair_loss_dispatches_and_refuses_other_names():

@@ -254,3 +254,28 @@ def test_wandb_is_offline_and_under_the_run_unless_the_user_says_otherwise(tmp_p
         assert os.environ["WANDB_MODE"] == "online"
     with reporting_environment(["tensorboard"], tmp_path / "other"):
         assert "WANDB_DIR" not in os.environ
+
+
+def test_pairs_of_several_methods_get_one_difficulty_scale(tmp_path):
+    """MuSC coarse grades 1/k (mostly 1.0), fine the rejected answer's score in [0, 1): compared raw, every
+    coarse pair would come after every fine one. On the common scale each is its rank within its method."""
+    from musc_ecd.training.run import load_pairs
+
+    rows = read_jsonl(PAIRS)[:8]
+    graded = [("musc_coarse", 1.0), ("musc_coarse", 1.0), ("musc_coarse", 1.0), ("musc_coarse", 0.5),
+              ("musc_fine", 0.0), ("musc_fine", 0.25), ("musc_fine", 0.5), ("musc_fine", 0.75)]
+    for row, (method, difficulty) in zip(rows, graded, strict=True):
+        row["meta"], row["difficulty"] = {"method": method}, difficulty
+    loaded = load_pairs(write_jsonl(tmp_path / "pairs.jsonl", rows))
+    assert [r["difficulty"] for r in loaded] == [0.625, 0.625, 0.625, 0.125, 0.125, 0.375, 0.625, 0.875]
+
+
+def test_pairs_lacking_a_difficulty_train_under_the_random_curriculum(tmp_path):
+    rows = [dict(r, difficulty=None) if i % 2 else r for i, r in enumerate(read_jsonl(PAIRS))]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    summary = train(load_config(TRAIN_TINY, [f"run_dir={tmp_path}", f"train.pairs={pairs}", "train.max_steps=1"]),
+                    tmp_path)
+    assert summary["global_steps"] == 1
+    with pytest.raises(ConfigError, match="needs a difficulty on every pair"):
+        train(load_config(TRAIN_TINY, [f"run_dir={tmp_path / 'staged'}", f"train.pairs={pairs}",
+                                       "train.curriculum=staged"]), tmp_path / "staged")

@@ -24,7 +24,6 @@ from musc_ecd.training import (
     TokenWeightedDPOTrainer,
     WeightAlignmentError,
     completion_token_ids,
-    scale_shifted_log_probs,
 )
 
 METRICS = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
@@ -51,11 +50,11 @@ def _random_weights(seed=0):
     return lambda count: (torch.rand(count, generator=generator) * 2).tolist()
 
 
-def _build(cls, config_cls, tiny, tmp_path, rows=None, lora=False, **config):
+def _build(cls, config_cls, tiny, tmp_path, rows=None, lora=False, data_collator=None, **config):
     """A trainer whose policy differs from its reference (perturbed weights, or a random LoRA init)."""
     base, tokenizer = tiny
     kwargs = dict(args=config_cls(**config_kwargs(tmp_path, **config)), train_dataset=dataset(rows),
-                  processing_class=tokenizer)
+                  processing_class=tokenizer, data_collator=data_collator)
     if lora:
         torch.manual_seed(0)  # same random adapter in every trainer built by a test
         peft = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
@@ -135,13 +134,14 @@ def test_weighted_losses_against_their_formulas(tiny, tmp_path, loss_type):
         expected = -F.logsigmoid(beta * (ratio_chosen - ratio_rejected)).mean()
     elif loss_type == "hinge":
         expected = torch.relu(1 - beta * (ratio_chosen - ratio_rejected)).mean()
-    elif loss_type == "ipo":
-        counts_chosen, counts_rejected = batch["completion_mask"].sum(1).float().chunk(2)
-        delta = ratio_chosen / counts_chosen - ratio_rejected / counts_rejected
+    elif loss_type == "ipo":  # per-token log-ratios: each divided by its completion's weight mass Σ_t w_t
+        mass_chosen, mass_rejected = (weights * batch["completion_mask"][:, 1:]).sum(1).chunk(2)
+        delta = ratio_chosen / mass_chosen - ratio_rejected / mass_rejected
         expected = ((delta - 1 / (2 * beta)) ** 2).mean()
-    else:  # sft: mean over chosen completion tokens of −w_t·log π(y_t)
+    else:  # sft: −Σ_t w_t·log π(y_t) / Σ_t w_t over the chosen completion tokens
         chosen_mask = batch["completion_mask"][:, 1:].chunk(2)[0].bool()
-        expected = -(policy_tokens * weights).chunk(2)[0][chosen_mask].mean()
+        chosen_weights = weights.chunk(2)[0][chosen_mask]
+        expected = -(policy_tokens * weights).chunk(2)[0][chosen_mask].sum() / chosen_weights.sum()
     trainer.model.train()
     loss = trainer.compute_loss(trainer.model, dict(batch))
     torch.testing.assert_close(loss.detach(), expected, atol=1e-5, rtol=1e-5)
@@ -247,14 +247,6 @@ def test_unsupported_options_are_refused_up_front(tiny, tmp_path):
         TokenWeightedDPOConfig(**config_kwargs(tmp_path), curriculum="hardest_first")
 
 
-def test_scale_shifted_log_probs_by_hand():
-    log_probs = torch.tensor([[-1.0, -2.0, -3.0]])  # scores tokens 1, 2, 3 of a 4-token row
-    weights = torch.tensor([[9.0, 0.5, 0.0, 2.0]])  # weight 9 sits on token 0, which is never scored
-    torch.testing.assert_close(scale_shifted_log_probs(log_probs, weights), torch.tensor([[-0.5, 0.0, -6.0]]))
-    virtual = torch.tensor([[-4.0, -1.0, -2.0, -3.0]])  # one leading virtual position keeps weight 1
-    torch.testing.assert_close(scale_shifted_log_probs(virtual, weights), torch.tensor([[-4.0, -0.5, 0.0, -6.0]]))
-
-
 def test_collator_weights_are_zero_on_prompt_and_padding():
     from musc_ecd.training import DataCollatorForWeightedPreference
 
@@ -288,3 +280,79 @@ def test_completion_token_ids_lives_outside_the_training_package():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env,
                          cwd=repo).stdout
     assert out.strip() == "[]"
+
+
+def test_one_definition_of_the_prefix_sharing_choices_and_no_dead_exports():
+    import musc_ecd.training
+    from musc_ecd.config import choices
+    from musc_ecd.training import losses, trainer
+
+    assert trainer.PREFIX_SHARING is choices.PREFIX_SHARING
+    assert not hasattr(musc_ecd.training, "scale_shifted_log_probs") and not hasattr(losses, "scale_shifted_log_probs")
+
+
+@pytest.mark.parametrize("conversational", [True, False], ids=["chat", "plain"])
+def test_pair_completion_token_ids_are_the_ids_trl_scores(tiny, tmp_path, conversational):
+    from musc_ecd.training import pair_completion_token_ids
+
+    rows = conversational_rows() if conversational else [
+        {"prompt": p, "chosen": c, "rejected": r} for p, c, r in
+        ((row["prompt"][0]["content"], row["chosen"][0]["content"], row["rejected"][0]["content"])
+         for row in conversational_rows())]
+    trainer = _build(DPOTrainer, DPOConfig, tiny, tmp_path, rows=rows)
+    for row, prepared in zip(rows, trainer.train_dataset, strict=True):
+        chosen, rejected = pair_completion_token_ids(tiny[1], row["prompt"], row["chosen"], row["rejected"])
+        assert (chosen, rejected) == (prepared["chosen_ids"], prepared["rejected_ids"])
+
+
+def test_weights_over_tokens_that_drift_from_trls_are_refused(tiny, tmp_path, monkeypatch):
+    """The ids check is real: a tokenization that keeps the count but moves a token (another TRL or tokenizer
+    version) is refused, where a length check alone would let every weight land on another token."""
+    from musc_ecd.training import trainer as trainer_module
+
+    rows = _rows_with_weights(tiny[1], lambda count: [1.0] * count)
+    _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "ok", rows=rows)  # agrees: accepted
+    real = trainer_module.pair_completion_token_ids
+
+    def drifted(tokenizer, prompt, chosen, rejected):
+        chosen_ids, rejected_ids = real(tokenizer, prompt, chosen, rejected)
+        return chosen_ids[1:] + chosen_ids[:1], rejected_ids  # same length, tokens moved
+
+    monkeypatch.setattr(trainer_module, "pair_completion_token_ids", drifted)
+    with pytest.raises(WeightAlignmentError, match="example 0: the chosen tokens the weights are computed over"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "drift", rows=rows)
+
+
+@pytest.mark.parametrize("precompute", [False, True], ids=["live-ref", "precomputed-ref"])
+def test_weights_apply_when_the_tokenizer_is_left_to_trl(tiny, tmp_path, caplog, precompute):
+    """No processing_class: TRL loads the tokenizer from the model; the weighted collator (and prefix sharing,
+    which the log announces) must still be what batches the pairs, also in TRL's precompute pass."""
+    rows = _rows_with_weights(tiny[1], _random_weights(7))
+    given = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "given", rows=rows,
+                   precompute_ref_log_probs=precompute)
+    base, _ = tiny
+    args = TokenWeightedDPOConfig(**config_kwargs(tmp_path / "left", precompute_ref_log_probs=precompute))
+    with caplog.at_level("INFO", logger="musc_ecd.training.trainer"):
+        left = TokenWeightedDPOTrainer(model=perturbed_copy(base), ref_model=copy.deepcopy(base), args=args,
+                                       train_dataset=dataset(rows))
+    assert "prefix sharing on" in caplog.text and left.prefix_sharing
+    batch = left.data_collator([left.train_dataset[i] for i in range(4)])
+    assert {"completion_weights", "shared_input_ids"} <= batch.keys()
+    _assert_same(score_one_batch(left), score_one_batch(given))
+
+
+def test_a_collator_that_drops_the_weights_is_refused(tiny, tmp_path):
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    from musc_ecd.training import DataCollatorForWeightedPreference
+
+    rows = _rows_with_weights(tiny[1], _random_weights(8))
+    plain = DataCollatorForPreference(pad_token_id=tiny[1].pad_token_id)
+    with pytest.raises(ValueError, match="the train dataset has token weights .* does not carry them"):
+        _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "plain", rows=rows,
+               data_collator=plain)
+    _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "unweighted", data_collator=plain)
+    weighted = DataCollatorForWeightedPreference(pad_token_id=tiny[1].pad_token_id)
+    trainer = _build(TokenWeightedDPOTrainer, TokenWeightedDPOConfig, tiny, tmp_path / "weighted", rows=rows,
+                     data_collator=weighted)
+    assert trainer.data_collator is weighted

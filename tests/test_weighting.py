@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import write_jsonl
 
 from musc_ecd.cli import main
@@ -126,3 +127,50 @@ def test_batched_signals_equal_one_at_a_time(tmp_path):
         for a, b in zip(batched, alone, strict=True):
             assert a["chosen_weights"] == pytest.approx(b["chosen_weights"], abs=1e-4)
             assert a["rejected_weights"] == pytest.approx(b["rejected_weights"], abs=1e-4)
+
+
+@pytest.mark.parametrize("scheme", ["edit", "uniform"])
+def test_text_only_schemes_never_load_the_model(tmp_path, monkeypatch, scheme):
+    from musc_ecd.models import loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"train.weights={scheme} loaded the model")
+
+    monkeypatch.setattr(loading, "load_model", refuse)
+    _, tokenizer = load_model("tiny", device="cpu")
+    for row in _run(tmp_path, scheme, _pairs(tmp_path)):
+        assert len(row["chosen_weights"]) == len(completion_token_ids(tokenizer, row["prompt"], row["chosen"]))
+
+
+def test_signals_computed_a_chunk_of_positions_at_a_time_equal_the_full_logits(tmp_path):
+    """The LM head never holds more than ``logits_per_chunk`` logits, and the signals are those of the full
+    (rows × length × vocabulary) logits, computed here the plain way."""
+    from musc_ecd.models.generator import encode_chat
+    from musc_ecd.weighting import _conditions, _position_logits, _signal, model_signals
+
+    model, tokenizer = load_model("tiny", dtype="float32", device="cpu")
+    pairs = [json.loads(line) for line in _pairs(tmp_path).read_text().splitlines()]
+    jobs = [(_conditions(pair, scheme), completion_token_ids(tokenizer, pair["prompt"], pair[side]), scheme)
+            for scheme in ("kl", "bi_kl", "pmi", "entropy") for pair in pairs for side in ("chosen", "rejected")]
+    vocabulary = model.get_output_embeddings().weight.size(0)
+    sizes = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda module, args, out: sizes.append(out.numel()))
+    try:
+        chunked = model_signals(jobs, model, tokenizer, batch_size=8, logits_per_chunk=2 * vocabulary)
+    finally:
+        hook.remove()
+    assert max(sizes) <= 2 * vocabulary and len(sizes) > len(jobs)  # two positions per head call, many calls
+    for (conditions, response, scheme), signal in zip(jobs, chunked, strict=True):
+        logps = []
+        for condition in conditions:
+            prompt = encode_chat(tokenizer, condition)
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([prompt + response])).logits[0]
+            logps.append(torch.log_softmax(logits[len(prompt) - 1 : len(prompt) - 1 + len(response)], dim=-1))
+        torch.testing.assert_close(signal, _signal(scheme, logps, torch.tensor(response)), atol=1e-5, rtol=1e-5)
+    # the fallback for a model whose head is not the last step of its logits gives the same logits
+    ids = torch.tensor([encode_chat(tokenizer, jobs[0][0][0]) + jobs[0][1]])
+    with torch.no_grad():
+        full, alone = (_position_logits(model, ids, torch.ones_like(ids), head_alone)(0, 0, ids.size(1))
+                       for head_alone in (False, True))
+    torch.testing.assert_close(alone, full, atol=1e-5, rtol=1e-5)

@@ -1,9 +1,8 @@
 """Token-weighted preference training on TRL (DPO, SLiC/hinge, IPO, SFT), LoRA or full, with curricula."""
 
-from musc_ecd.tokens import completion_token_ids
+from musc_ecd.tokens import completion_token_ids, pair_completion_token_ids
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
 from musc_ecd.training.curriculum import CurriculumSampler, curriculum_order
-from musc_ecd.training.losses import scale_shifted_log_probs
 from musc_ecd.training.trainer import (
     NonFiniteLossError,
     TokenWeightedDPOConfig,
@@ -20,5 +19,5 @@ __all__ = [
     "WeightAlignmentError",
     "completion_token_ids",
     "curriculum_order",
-    "scale_shifted_log_probs",
+    "pair_completion_token_ids",
 ]

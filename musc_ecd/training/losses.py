@@ -9,12 +9,17 @@ and keeps the preference losses, now on the weighted log-ratios against the refe
     Δ(y) = Σ_t w_t · log π(y_t | ·) − Σ_t w_t · log π_ref(y_t | ·)
     sigmoid (DPO, Rafailov et al. 2023, eq. 7)   −log σ(β · (Δ(y_c) − Δ(y_r)))                sigmoid_loss
     hinge (SLiC, Zhao et al. 2023)              max(0, 1 − β · (Δ(y_c) − Δ(y_r)))             hinge_loss
-    ipo (Azar et al. 2023, eq. 17)              (Δ(y_c)/|y_c| − Δ(y_r)/|y_r| − 1/(2β))²        ipo_loss
-    sft                                         −mean over chosen tokens of w_t · log π(y_t|·)  sft_loss
+    ipo (Azar et al. 2023, eq. 17)              (Δ(y_c)/W(y_c) − Δ(y_r)/W(y_r) − 1/(2β))²     ipo_loss
+    sft                                         −Σ_t w_t · log π(y_t|·) / Σ_t w_t, chosen tokens  sft_loss
+
+where W(y) = Σ_t w_t (``weighted_lengths``; |y| without weights). The two per-token averages, IPO's and SFT's,
+divide by the weight mass rather than by the token count: a weighted *mean*, so clipping or rescaling the
+weights (``train.w_max``) moves weight between tokens without shrinking the term. With uniform weights the
+mass is the token count, TRL's normaliser.
 
 combined as Σ_k λ_k · mean over pairs (``combined_loss``; λ = ``loss_weights``). With every w_t = 1 each
 is TRL's (1.16) loss of the same name, operation for operation, so the trainer equals ``trl.DPOTrainer``
-bit for bit on unweighted data (the parity tests compare to 1e-6).
+on unweighted data (the parity tests compare to 1e-6).
 
 Layout, TRL's: a batch of B pairs has 2B rows, chosen rows [0, B) then rejected rows [B, 2B). Per-token
 tensors are (rows, T) in the *shifted* layout of a causal LM head: position t holds the log-prob of input
@@ -28,7 +33,7 @@ reference (live, or precomputed once by ``compute_ref_log_probs``), subtracts th
 rejected log-ratios and applies its ``loss_type`` branches — here the functions below. Departures from the
 papers, TRL's and kept on purpose: SLiC's margin is TRL's ``hinge`` on log-ratios against the reference
 with δ = 1/β, its regulariser is TRL's ``sft`` term (a per-token mean, not a sequence sum); IPO's log-ratios
-are divided by the completion length, as TRL does and the IPO authors confirmed.
+are divided by the completion length (here its weight mass), as TRL does and the IPO authors confirmed.
 """
 
 from __future__ import annotations
@@ -74,15 +79,33 @@ def hinge_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor,
     return torch.relu(1 - beta * (chosen_logratios - rejected_logratios))
 
 
+def weighted_lengths(weights: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """W(y) = Σ_t w_t · m_t per row: a completion's weight mass, its token count Σ_t m_t when weights is None.
+
+    weights: (rows, T) or None; mask: (rows, T), 1 on the completion tokens. Returns (rows,).
+    """
+    if weights is None:
+        return mask.sum(dim=1)
+    return (weights.to(mask.device) * mask).sum(dim=1)
+
+
 def ipo_loss(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float,
              chosen_lengths: torch.Tensor, rejected_lengths: torch.Tensor) -> torch.Tensor:
-    """IPO with per-token log-ratios: (Δ_c/|y_c| − Δ_r/|y_r| − 1/(2β))², β being IPO's τ.
+    """IPO with per-token log-ratios: (Δ_c/W_c − Δ_r/W_r − 1/(2β))², β being IPO's τ.
 
-    chosen/rejected_logratios: (B,). chosen/rejected_lengths: (B,) completion token counts (any dtype; a
-    count below 1 counts as 1). Returns (B,).
+    chosen/rejected_logratios: (B,). chosen/rejected_lengths: (B,) the completions' ``weighted_lengths``
+    (token counts without weights; any dtype); a length of 0 counts as 1 (its log-ratio is 0 then too).
+    Returns (B,).
     """
-    delta = chosen_logratios / chosen_lengths.clamp(min=1.0) - rejected_logratios / rejected_lengths.clamp(min=1.0)
+    delta = chosen_logratios / _nonzero(chosen_lengths) - rejected_logratios / _nonzero(rejected_lengths)
     return (delta - 1 / (2 * beta)) ** 2
+
+
+def _nonzero(lengths: torch.Tensor) -> torch.Tensor:
+    """Lengths with 0 replaced by 1; for token counts, TRL's ``clamp(min=1.0)``. (A weight mass may lie in
+    (0, 1) and must stay as it is.)"""
+    lengths = lengths.float() if not lengths.is_floating_point() else lengths
+    return torch.where(lengths > 0, lengths, torch.ones_like(lengths))
 
 
 def pair_loss(loss_type: str, chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, beta: float,
@@ -98,11 +121,16 @@ def pair_loss(loss_type: str, chosen_logratios: torch.Tensor, rejected_logratios
 
 
 def sft_loss(per_token_logps: torch.Tensor, weights: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
-    """−mean over the masked tokens of w_t · log π(y_t | ·): the (weighted) SFT term, a per-token mean.
+    """−Σ_t w_t · log π(y_t | ·) / Σ_t w_t over the masked tokens: the (weighted) SFT term, a per-token mean.
 
-    Shapes as ``weighted_token_logps``, for the chosen rows only. Returns a scalar (NaN without any token).
+    Shapes as ``weighted_token_logps``, for the chosen rows only. Returns a scalar. Without weights it is TRL's
+    mean over the masked tokens (NaN without any token); with weights of total 0, 0 (no token carries signal).
     """
-    return -weighted_token_logps(per_token_logps, weights, mask)[mask.bool()].mean()
+    selected = mask.bool()
+    weighted = weighted_token_logps(per_token_logps, weights, mask)[selected]
+    if weights is None:
+        return -weighted.mean()
+    return -weighted.sum() / _nonzero(weights.to(per_token_logps.device, per_token_logps.dtype)[selected].sum())
 
 
 def combined_loss(per_pair_losses: Sequence[torch.Tensor], loss_weights: Sequence[float]) -> torch.Tensor:
@@ -115,16 +143,3 @@ def combined_loss(per_pair_losses: Sequence[torch.Tensor], loss_weights: Sequenc
         total = total + per_pair.mean() * weight
     return total  # type: ignore[return-value]
 
-
-def scale_shifted_log_probs(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Multiply next-token log-probs by the weights of the tokens they predict.
-
-    log_probs: (rows, n) with n = seq − 1 (+ any leading virtual-token positions) — position j scores
-    token j + 1. weights: (rows, seq), aligned with the input ids. Returns (rows, n); leading virtual
-    positions (prompt-learning adapters) keep weight 1.
-    """
-    shifted = weights[:, 1:].to(log_probs.dtype)
-    extra = log_probs.size(1) - shifted.size(1)
-    if extra > 0:
-        shifted = F.pad(shifted, (extra, 0), value=1.0)
-    return log_probs * shifted.to(log_probs.device)

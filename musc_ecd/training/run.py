@@ -29,6 +29,7 @@ from musc_ecd.fingerprints import MODEL, WEIGHTS, fingerprint_matches, model_fin
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
 from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
+from musc_ecd.training.curriculum import rank_within_groups
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,14 @@ class WeightsNotComputedError(DataError):
 def load_pairs(path: Path) -> list[dict]:
     """The pairs a trainer needs from an artifact: TRL's columns plus weights and difficulty.
 
-    Provenance (``meta``) stays on disk: its shape differs between methods and TRL never reads it.
-    A line without prompt/chosen/rejected is an error naming the line: a pairs artifact is produced by
-    this project, so a bad line means a damaged file, not noisy input.
+    ``difficulty`` is put on the curriculum's common scale (``common_difficulty``). Provenance (``meta``)
+    otherwise stays on disk: its shape differs between methods and TRL never reads it. A line without
+    prompt/chosen/rejected is an error naming the line: a pairs artifact is produced by this project, so a bad
+    line means a damaged file, not noisy input.
     """
     if not path.is_file():
         raise DataError(f"no pairs artifact at {path}; run `musc-ecd generate` first or set train.pairs")
-    rows = []
+    rows, methods = [], []
     for index, record in enumerate(read_jsonl(path)):
         missing = [c for c in PAIR_COLUMNS if not record.get(c)]
         if missing:
@@ -58,11 +60,28 @@ def load_pairs(path: Path) -> list[dict]:
         row = {c: record[c] for c in PAIR_COLUMNS}
         row.update({c: record.get(c) for c in OPTIONAL_COLUMNS})
         rows.append(row)
+        meta = record.get("meta")
+        methods.append(meta.get("method") if isinstance(meta, dict) else None)
     if not rows:
         raise DataError(f"{path} holds no pairs")
+    common_difficulty(rows, methods)
     # Leave out optional columns that no row has, so the dataset has no all-None columns.
     present = {c for c in OPTIONAL_COLUMNS if any(r[c] is not None for r in rows)}
     return [{k: v for k, v in row.items() if k in PAIR_COLUMNS or k in present} for row in rows]
+
+
+def common_difficulty(rows: list[dict], methods: list[str | None]) -> None:
+    """Replace each pair's ``difficulty`` by its mid-rank among the pairs of its method (``meta.method``) in the
+    artifact, in (0, 1), larger = harder (``curriculum.rank_within_groups``).
+
+    Each method grades difficulty its own way (MuSC coarse 1/k corrupted constraints, MuSC fine the rejected
+    answer's judged score, ECD 1/(rounds apart), APC the responders' strength gap); one artifact can mix them
+    (``method=musc``), and a curriculum must compare like with like. The map keeps every method's own order and
+    levels. Pairs without a difficulty keep none."""
+    graded = [index for index, row in enumerate(rows) if row["difficulty"] is not None]
+    ranked = rank_within_groups([rows[i]["difficulty"] for i in graded], [methods[i] for i in graded])
+    for index, value in zip(graded, ranked, strict=True):
+        rows[index]["difficulty"] = value
 
 
 def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[dict]:

@@ -5,7 +5,7 @@ The loss is TRL's, on *weighted* sequence log-probabilities (MuSC §1d; every fo
     L = −log σ( β·Σ_t w_t^c · r_t(y_c) − β·Σ_t w_t^r · r_t(y_r) ),   r_t = log π(y_t|·) − log π_ref(y_t|·)
 
 and likewise for ``hinge`` (SLiC), ``ipo`` and ``sft``, combined by TRL's ``loss_type`` list and
-``loss_weights``. With every weight 1 (or no weight columns) it *is* TRL's DPO, bit for bit.
+``loss_weights``. Without weight columns it *is* TRL's DPO, bit for bit; with every weight 1, to float rounding.
 
 ``_compute_loss`` is TRL 1.16's ``DPOTrainer._compute_loss`` step for step, for the options it supports,
 with the weighting written out where TRL sums:
@@ -50,12 +50,20 @@ import torch
 from accelerate.utils import is_peft_model
 from trl import DPOConfig, DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import use_adapter
 
 from musc_ecd.config import LOSSES
+from musc_ecd.config.choices import PREFIX_SHARING
+from musc_ecd.tokens import pair_completion_token_ids
 from musc_ecd.training import losses
 from musc_ecd.training.collator import DataCollatorForWeightedPreference
-from musc_ecd.training.curriculum import CURRICULA, CurriculumSampler, LengthGroupedCurriculumSampler
+from musc_ecd.training.curriculum import (
+    CURRICULA,
+    CurriculumSampler,
+    LengthGroupedCurriculumSampler,
+    samples_taken_per_epoch,
+)
 from musc_ecd.training.prefix_sharing import KEYS as SHARED_KEYS
 from musc_ecd.training.prefix_sharing import additive_mask, padding_share, prefix_sharing_mask, unshare
 
@@ -64,7 +72,6 @@ log = logging.getLogger(__name__)
 WEIGHT_COLUMNS = ("chosen_weights", "rejected_weights")
 SUPPORTED_LOSSES = LOSSES  # one list for the config's check and the trainer's
 FINGERPRINT_TAG = "musc-ecd-token-weights-v1"
-PREFIX_SHARING = ("auto", "on", "off")
 # Attention implementations that take a custom 4-D mask as ``attention_mask`` (bool for SDPA, additive for eager).
 MASKED_ATTENTION = ("sdpa", "eager")
 # Per-token fields of TRL's FusedCausalLMOutput, each (rows, seq − 1), zero where the label is -100.
@@ -86,8 +93,10 @@ class TokenWeightedDPOConfig(DPOConfig):
 
     curriculum: str = field(
         default="random",
-        metadata={"help": "Order of training pairs by `difficulty` (larger = harder): random | easy_to_hard | "
-                          "staged. Pairs without a `difficulty` column can only use random."},
+        metadata={"help": "Order of training pairs by `difficulty` (larger = harder, one scale for all pairs): "
+                          "random | easy_to_hard | staged, cut to the samples the run really takes (max_steps or "
+                          "epochs, accumulation, batch size, processes). Pairs without a `difficulty` on every "
+                          "pair can only use random."},
     )
     prefix_sharing: str = field(
         default="auto",
@@ -150,25 +159,26 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         sharing_unsupported = _prefix_sharing_unsupported(model, args, data_collator, kwargs.get("peft_config"))
         self.prefix_sharing = _resolve_prefix_sharing(getattr(args, "prefix_sharing", "auto"), sharing_unsupported,
                                                       on_gpu=torch.cuda.is_available() and not args.use_cpu)
-        if data_collator is None and processing_class is not None:
-            pad_id = processing_class.pad_token_id
-            if pad_id is None:
-                pad_id = processing_class.eos_token_id
-            data_collator = DataCollatorForWeightedPreference(
-                pad_token_id=pad_id,
-                max_length=args.max_length,
-                truncation_mode=args.truncation_mode,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-                prefix_sharing=self.prefix_sharing,
-            )
         self._difficulties = None
+        self._builds_collator = data_collator is None
         super().__init__(model=model, ref_model=ref_model, args=args, data_collator=data_collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, **kwargs)
+        self._use_weighted_collator()
+        if not isinstance(self.data_collator, DataCollatorForWeightedPreference):
+            _check_collator_carries_weights(self.data_collator,
+                                            {"train": self.train_dataset, "eval": self.eval_dataset})
+        curriculum = getattr(self.args, "curriculum", "random")
         if self.train_dataset is not None and "difficulty" in self.train_dataset.column_names:
-            self._difficulties = [float(d) for d in self.train_dataset["difficulty"]]
-        if getattr(self.args, "curriculum", "random") != "random" and self._difficulties is None:
-            raise ValueError(f"curriculum={self.args.curriculum!r} needs a `difficulty` column in the pairs")
+            values = self.train_dataset["difficulty"]
+            missing = sum(1 for d in values if d is None)
+            if missing and curriculum != "random":
+                raise ValueError(f"curriculum={curriculum!r} needs a difficulty on every pair; {missing} of "
+                                 f"{len(values)} have none")
+            self._difficulties = None if missing else [float(d) for d in values]
+        if curriculum != "random" and self._difficulties is None:
+            raise ValueError(f"curriculum={curriculum!r} needs a `difficulty` column in the pairs")
+        self._curriculum: CurriculumSampler | None = None
 
     @staticmethod
     def _check_supported(args) -> None:
@@ -185,11 +195,30 @@ class TokenWeightedDPOTrainer(DPOTrainer):
 
     # -- data --------------------------------------------------------------------------------------
 
+    def _use_weighted_collator(self) -> None:
+        """Replace TRL's collator by ours, once TRL has resolved the tokenizer (loaded from the model when no
+        processing_class is given) and the pad token (args.pad_token, else the tokenizer's, else EOS): ours takes
+        the same settings and adds the weights and the shared layout. Called before TRL's precompute pass (which
+        runs inside ``DPOTrainer.__init__``) and after it."""
+        if self._builds_collator and type(self.data_collator) is DataCollatorForPreference:
+            self.data_collator = DataCollatorForWeightedPreference(
+                pad_token_id=self.data_collator.pad_token_id,
+                max_length=self.args.max_length,
+                truncation_mode=self.args.truncation_mode,
+                pad_to_multiple_of=self.args.pad_to_multiple_of,
+                prefix_sharing=self.prefix_sharing,
+            )
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        self._use_weighted_collator()
+        return super()._precompute_ref_logps(dataset, name, batch_size)
+
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         present = [c for c in WEIGHT_COLUMNS if c in dataset.column_names]
         if not present:
             return dataset
+        _check_tokenization(dataset, processing_class, present, dataset_name)
         for column in present:
             side = column.split("_")[0]
             ids_column = dataset[f"{side}_ids"]
@@ -200,7 +229,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                     raise WeightAlignmentError(
                         f"{dataset_name} example {index}: {column} has {len(weights)} weights but the {side} "
                         f"completion has {len(ids)} tokens; compute weights over "
-                        "musc_ecd.training.completion_token_ids(tokenizer, prompt, completion)"
+                        "musc_ecd.tokens.pair_completion_token_ids(tokenizer, prompt, chosen, rejected)"
                     )
                 if any(not math.isfinite(w) or w < 0 for w in weights):
                     raise WeightAlignmentError(f"{dataset_name} example {index}: {column} must be finite and >= 0")
@@ -231,8 +260,10 @@ class TokenWeightedDPOTrainer(DPOTrainer):
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         difficulties = self._difficulties if self._difficulties is not None else [0.0] * len(dataset)
+        # whole epochs until set_initial_training_values knows the run's length
         sampler = CurriculumSampler(difficulties, curriculum, self.args.seed,
                                     num_epochs=math.ceil(self.args.num_train_epochs))
+        self._curriculum = sampler
         if not grouped:
             return sampler
         # transformers' LengthGroupedSampler reads `input_ids`, which preference rows do not have, and would
@@ -240,6 +271,17 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         lengths = [len(p) + len(c) + len(r) for p, c, r in
                    zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
         return LengthGroupedCurriculumSampler(sampler, lengths, self.args.per_device_train_batch_size)
+
+    def set_initial_training_values(self, args, dataloader):
+        """transformers' computation of the run's length; the curriculum is then cut to the samples the run
+        really takes from each epoch (max_steps, fractional epochs, accumulation, batch size, processes)."""
+        values = super().set_initial_training_values(args, dataloader)
+        _, steps_per_epoch, _, _, _, batches_per_epoch, max_steps = values
+        if self._curriculum is not None and batches_per_epoch:
+            self._curriculum.plan(samples_taken_per_epoch(
+                len(self._curriculum), max_steps, steps_per_epoch, batches_per_epoch,
+                args.gradient_accumulation_steps, args.per_device_train_batch_size * args.world_size))
+        return values
 
     # -- loss --------------------------------------------------------------------------------------
 
@@ -265,7 +307,8 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         chosen_logratios = chosen_logps - ref_chosen_logps
         rejected_logratios = rejected_logps - ref_rejected_logps
 
-        chosen_lengths, rejected_lengths = completion_mask.sum(dim=1).chunk(2)
+        # IPO's normaliser: each completion's weight mass (its token count without weights, as TRL counts)
+        chosen_lengths, rejected_lengths = losses.weighted_lengths(batch.weights, completion_mask).chunk(2)
         terms = []
         for loss_type in self.loss_types:
             if loss_type == "sft":  # a per-token mean over the chosen completions: one value for the batch
@@ -387,6 +430,41 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         )
         self._metrics[mode]["weights/chosen_mean"].append(chosen_total / max(chosen_count, 1.0))
         self._metrics[mode]["weights/rejected_mean"].append(rejected_total / max(rejected_count, 1.0))
+
+
+def _check_collator_carries_weights(collator, datasets: dict) -> None:
+    """A data collator given by the caller must put the weight columns into the batch (``completion_weights``),
+    or training would run plain DPO on weighted pairs without a word; tried on one weighted example."""
+    for name, dataset in datasets.items():
+        for split, data in (dataset.items() if isinstance(dataset, dict) else [(name, dataset)]):
+            present = [c for c in WEIGHT_COLUMNS if data is not None and c in data.column_names]
+            weighted = next((index for index, row in enumerate(data.select_columns(present))
+                             if any(row[c] is not None for c in present)), None) if present else None
+            if weighted is not None and "completion_weights" not in collator([data[weighted]]):
+                raise ValueError(
+                    f"the {split} dataset has token weights ({', '.join(present)}) but data_collator="
+                    f"{type(collator).__name__} does not carry them into the batch (no completion_weights), so they "
+                    "would be ignored; pass no data_collator (the trainer builds DataCollatorForWeightedPreference) "
+                    "or a DataCollatorForWeightedPreference")
+
+
+def _check_tokenization(dataset, processing_class, weight_columns: list[str], dataset_name: str) -> None:
+    """Every weighted example's completions, tokenized as the weights were (``pair_completion_token_ids``), must
+    be exactly the ids TRL scores; a difference (another TRL or tokenizer version) would shift every weight."""
+    if "prompt" not in dataset.column_names:  # pre-tokenized data: nothing to tokenize again
+        return
+    columns = ["prompt", "chosen", "rejected", "chosen_ids", "rejected_ids", *weight_columns]
+    for index, example in enumerate(dataset.select_columns(columns)):
+        if all(example[column] is None for column in weight_columns):
+            continue
+        ours = pair_completion_token_ids(processing_class, example["prompt"], example["chosen"], example["rejected"])
+        for side, ids in zip(("chosen", "rejected"), ours, strict=True):
+            if ids != example[f"{side}_ids"]:
+                raise WeightAlignmentError(
+                    f"{dataset_name} example {index}: the {side} tokens the weights are computed over "
+                    f"(musc_ecd.tokens.pair_completion_token_ids, {len(ids)} tokens) differ from the {side} tokens "
+                    f"TRL scores ({len(example[f'{side}_ids'])} tokens); the weights cannot be aligned. Is TRL "
+                    "at the pinned version (1.16)?")
 
 
 def _model_inputs(inputs: dict) -> tuple[dict, torch.Tensor]:
