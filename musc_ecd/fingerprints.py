@@ -10,6 +10,9 @@ Left out everywhere, because they say *how much* or *where*, never *what*:
   parallelism: the same text either way (backends are tested for it);
 - ``data.limit`` — how many items, in fingerprints only, so a run can be extended to more items without
   being redone (a share key keeps it: a shared artifact must hold exactly the pairs a run trained on).
+
+The pairs' keys (``pairs_fingerprint``, ``generate_share_key``) also leave out the ``generation`` sampling keys the
+method does not read (``methods.sampling``: MuSC and ECD read only ``top_p``), which ``generate`` refuses to take.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from musc_ecd.config import Config, DataConfig, ModelConfig, to_dict
+from musc_ecd.methods.sampling import unread_keys
 from musc_ecd.registry import get_method
 
 ENGINE_ONLY = ("batch_size", "vllm")
@@ -34,18 +39,19 @@ def digest(tree: Any) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _generation(tree: dict) -> dict:
-    return {k: v for k, v in tree["generation"].items() if k not in ENGINE_ONLY}
+def _generation(tree: dict, unread: Collection[str] = ()) -> dict:
+    """``generation`` without the engine options and the ``unread`` sampling keys."""
+    return {k: v for k, v in tree["generation"].items() if k not in ENGINE_ONLY and k not in unread}
 
 
-def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
-    """The named top-level sections, less the keys above (engine options, ``data.limit``)."""
+def sections_fingerprint(cfg: Config, sections: tuple[str, ...], unread: Collection[str] = ()) -> str:
+    """The named top-level sections, less the keys above (engine options, ``data.limit``, ``unread``)."""
     full = to_dict(cfg)
     chosen = {name: full[name] for name in sections}
     if "data" in chosen:
         chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "limit"}
     if "generation" in chosen:
-        chosen["generation"] = _generation(full)
+        chosen["generation"] = _generation(full, unread)
     return digest(chosen)
 
 
@@ -55,8 +61,9 @@ def generation_sections(cfg: Config) -> tuple[str, ...]:
 
 
 def pairs_fingerprint(cfg: Config) -> str:
-    """The ``generate`` stage's pairs: the method's sections, so an ``ecd.*`` change leaves MuSC pairs valid."""
-    return sections_fingerprint(cfg, generation_sections(cfg))
+    """The ``generate`` stage's pairs: the method's sections, so an ``ecd.*`` change leaves MuSC pairs valid, and of
+    ``generation`` what the method reads."""
+    return sections_fingerprint(cfg, generation_sections(cfg), unread_keys(cfg))
 
 
 def weights_fingerprint(cfg: Config) -> str:
@@ -97,7 +104,7 @@ def generate_share_key(cfg: Config) -> str:
     """The shared ``generate-<key>`` entry: the pairs fingerprint's sections, *with* ``data.limit``."""
     tree = to_dict(cfg)
     tree = {name: tree[name] for name in generation_sections(cfg)}
-    tree["generation"] = _generation(tree)
+    tree["generation"] = _generation(tree, unread_keys(cfg))
     return digest(tree)
 
 

@@ -122,7 +122,7 @@ def test_a_rewrite_copying_the_demo_falls_back_to_drop_and_is_counted(tmp_path):
     corruptions = [c for p in pairs for c in p["meta"]["corruptions"]]
     assert corruptions and all(c["operator"] == "drop" and c["fallback_reason"] == "copied_demonstration"
                                for c in corruptions)
-    assert musc_coarse.summarize(pairs, [])["rewrites_copying_a_demonstration"] == len(corruptions)
+    assert musc_coarse.summarize(pairs, [], load_config(None))["rewrites_copying_a_demonstration"] == len(corruptions)
 
 
 def test_an_evolution_copying_the_demo_ends_the_chain(tmp_path):
@@ -202,7 +202,7 @@ def test_mostly_unparsable_verdicts_are_reported_and_logged(tmp_path, caplog):
 
 def test_a_parsable_judge_raises_no_warning(tmp_path):
     pairs, rejects = _fine(tmp_path, scripted())
-    summary = musc_fine.summarize(pairs, rejects)
+    summary = musc_fine.summarize(pairs, rejects, load_config(None, ["method=musc_fine"]))
     assert summary["judge"]["unparsable"] == 0 and "warning" not in summary["judge"]
 
 

@@ -5,7 +5,9 @@ accepts the usual numbering styles (``1.``, ``1)``, ``(1)``, ``-``, ``*``, ``Con
 chatter around the list, but returns ``None`` rather than guess when no list is there. Then
 ``fallback_decomposition`` splits the instruction itself with spaCy (blank English + sentencizer, then
 clause splitting on ``;`` and on ``and``/``but`` before an imperative), and provenance records which
-path produced the constraints.
+path produced the constraints. Either way a constraint listed again (the same words but for case, spacing,
+punctuation and numbering: a small model may list the same four constraints nine times) is kept once, and
+``repeats_removed`` counts the copies left out.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _NONE = {"", "none", "n/a", "na", "no input", "(none)", "-"}
 _IMPERATIVES = ("do not", "don't", "use", "make", "include", "write", "keep", "end", "start", "begin", "avoid",
                 "add", "answer", "respond", "limit", "mention", "format", "wrap", "give", "list", "explain",
                 "highlight", "put", "separate", "finish", "provide", "ensure", "never", "always", "exclude")
+# numbering left inside an item's text ("1. 1) Write"), never a number of the constraint ("100-word", "2.5 hours")
+_NUMBERING = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|constraint\s*\d{1,3}\s*[:.)-])(?=\s|$)\s*", re.IGNORECASE)
+_WORDS = re.compile(r"[^\W_]+")
 _CLAUSE_SPLIT = re.compile(r"\s*;\s*|,?\s+(?:and|but|then)\s+(?=(?:" + "|".join(map(re.escape, _IMPERATIVES)) + r")\b)",
                            re.IGNORECASE)
 
@@ -36,13 +41,37 @@ class Decomposition:
     constraints: tuple[str, ...]
     input: str | None
     source: Source
+    repeats_removed: int = 0
+    """Constraints listed again and left out (see ``distinct_constraints``); 0 in pairs written before."""
 
     def to_json(self) -> dict:
-        return {"constraints": list(self.constraints), "input": self.input, "source": self.source}
+        return {"constraints": list(self.constraints), "input": self.input, "source": self.source,
+                "repeats_removed": self.repeats_removed}
 
     @classmethod
     def from_json(cls, record: dict) -> Decomposition:
-        return cls(tuple(record["constraints"]), record.get("input"), record["source"])
+        return cls(tuple(record["constraints"]), record.get("input"), record["source"],
+                   record.get("repeats_removed", 0))
+
+
+def constraint_key(text: str) -> str:
+    """What two listings of one constraint share: its words, lowercased, without numbering or punctuation."""
+    previous = None
+    while previous != text:  # "1. 1) Write" — numbering the model repeated
+        previous, text = text, _NUMBERING.sub("", text, count=1)
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+def distinct_constraints(constraints) -> tuple[tuple[str, ...], int]:
+    """Each constraint once, in first-listed order, and how many repeats were left out."""
+    seen: set[str] = set()
+    kept = []
+    for constraint in constraints:
+        key = constraint_key(constraint)
+        if key not in seen:
+            seen.add(key)
+            kept.append(constraint)
+    return tuple(kept), len(constraints) - len(kept)
 
 
 def decompose_request(instruction: str) -> list[dict]:
@@ -72,7 +101,8 @@ def parse_decomposition(text: str) -> Decomposition | None:
     if not constraints:
         return None
     raw_input = "\n".join(input_lines).strip() if input_lines is not None else ""
-    return Decomposition(tuple(constraints), None if raw_input.lower() in _NONE else raw_input, "parsed")
+    kept, repeats = distinct_constraints(constraints)
+    return Decomposition(kept, None if raw_input.lower() in _NONE else raw_input, "parsed", repeats)
 
 
 def fallback_decomposition(instruction: str) -> Decomposition:
@@ -83,7 +113,8 @@ def fallback_decomposition(instruction: str) -> Decomposition:
             clause = _clean(clause)
             if clause:
                 constraints.append(clause)
-    return Decomposition(tuple(constraints), None, "spacy_fallback")
+    kept, repeats = distinct_constraints(constraints)
+    return Decomposition(kept, None, "spacy_fallback", repeats)
 
 
 def _clean(text: str) -> str:
