@@ -93,12 +93,12 @@ def seed_typed_constraints(item) -> tuple[TypedConstraint, ...] | None:
 
 
 def pair_problem(chosen: str, rejected: str) -> str | None:
-    """``records.pair_problem``, whose looping check measures only the whole answer, with a chosen answer that
-    loops at its end (``degenerate.is_degenerate``) also ``degenerate_chosen``. Every builder asks this one."""
+    """``records.pair_problem`` with its looping check (the whole answer, per byte) replaced by
+    ``degenerate.is_degenerate`` (the whole answer and its tail, per character). Every builder asks this one."""
     problem = records.pair_problem(chosen, rejected)
-    if problem is None and is_degenerate(chosen):
-        return "degenerate_chosen"
-    return problem
+    if problem not in (None, "degenerate_chosen"):
+        return problem  # empty or identical: found before a loop is looked for
+    return "degenerate_chosen" if is_degenerate(chosen) else None
 
 
 def item_seed(seed: int, item_id: str, stage: str) -> int:
