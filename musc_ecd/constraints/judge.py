@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from musc_ecd.prompts import load_template
 
+UNPARSABLE_VERDICT = "unparsable_verdict"
+"""The reject reason of a pair a judge filter could not decide (``musc.unparsable_verdict=drop``, ``ecd.…``)."""
 _ANSWER = re.compile(r"answer\s*[:：]\s*\**\s*(yes|no)\b", re.IGNORECASE)
 
 

@@ -52,6 +52,7 @@ from musc_ecd.constraints.evolve import (
     sample_operation,
 )
 from musc_ecd.constraints.judge import (
+    UNPARSABLE_VERDICT,
     add_counts,
     judge_health,
     judge_request,
@@ -94,8 +95,6 @@ from musc_ecd.store import item_id
 METHOD = "ecd"
 CODE_VERDICT = CHECKERS
 """``judge_raw`` of a verdict given by code (a typed requirement), not by the judge model."""
-UNPARSABLE_VERDICT = "unparsable_verdict"
-"""The reject reason of a hard pair the judge filter could not decide (``ecd.unparsable_verdict=drop``)."""
 
 
 @dataclass

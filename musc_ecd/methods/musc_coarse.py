@@ -48,6 +48,7 @@ from musc_ecd.constraints.corrupt import (
 )
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import (
+    UNPARSABLE_VERDICT,
     add_counts,
     judge_health,
     judge_request,
@@ -330,10 +331,6 @@ def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
                                      cfg.musc.judge_warning_share),
         "unparsable_verdict": unparsable_verdicts(pairs, rejected),
     }
-
-
-UNPARSABLE_VERDICT = "unparsable_verdict"
-"""The reject reason of a pair the self-judge filter could not decide (``musc.unparsable_verdict=drop``)."""
 
 
 def unparsable_verdicts(pairs: list[dict], rejected: list[Reject]) -> dict:
