@@ -63,7 +63,7 @@ def run(backend: str, seeds: int, model: str) -> dict:
         pairs += accepted
         rejects += rejected
     wall = time.perf_counter() - started
-    summary = musc_coarse.summarize(pairs, rejects)
+    summary = musc_coarse.summarize(pairs, rejects, cfg)
     return {
         "backend": backend,
         "model": model,

@@ -97,6 +97,19 @@ _BUILDING = (PAIRS, GENERATE_SHARE)
 _DECODING = (PAIRS, GENERATE_SHARE, ANSWERS, BASE_EVAL_SHARE)
 _FROM_PAIRS = "the model learns from the pairs, keyed by their sha256"
 _TRAINING = "how the model is trained"
+_SAMPLING = ("how text is decoded; the pairs only where the method reads it (methods.sampling; generate refuses "
+             "it away from its default otherwise, so a shared entry's name may keep it)")
+
+
+def _read_by_method(key: str) -> Condition:
+    def reads(cfg: Config) -> bool:
+        from musc_ecd.methods.sampling import unread_keys
+
+        return key not in unread_keys(cfg)
+
+    return reads
+
+
 def _ct2_quantized(cfg: Config) -> bool:
     return cfg.generation.ct2.compute_type != "auto"
 
@@ -121,11 +134,11 @@ KEYED_BY: dict[str, Keys] = {
                         only_if={WEIGHTS: lambda cfg: bool(_weight_schemes(cfg) & set(MODEL_WEIGHT_SCHEMES))}),
     "model.trust_remote_code": keys(*_ALL_MODELS, why="which code loads the models"),
     "generation.backend": keys(*_DECODING, why="how text is decoded"),
-    "generation.temperature": keys(*_DECODING, why="how text is decoded"),
-    "generation.top_p": keys(*_DECODING, why="how text is decoded"),
-    "generation.max_new_tokens": keys(*_DECODING, why="how text is decoded"),
-    "generation.n": keys(*_DECODING, why="how text is decoded"),
-    "generation.stop": keys(*_DECODING, why="how text is decoded"),
+    "generation.temperature": keys(*_DECODING, why=_SAMPLING, only_if={PAIRS: _read_by_method("temperature")}),
+    "generation.top_p": keys(*_DECODING, why=_SAMPLING, only_if={PAIRS: _read_by_method("top_p")}),
+    "generation.max_new_tokens": keys(*_DECODING, why=_SAMPLING, only_if={PAIRS: _read_by_method("max_new_tokens")}),
+    "generation.n": keys(*_DECODING, why=_SAMPLING, only_if={PAIRS: _read_by_method("n")}),
+    "generation.stop": keys(*_DECODING, why=_SAMPLING, only_if={PAIRS: _read_by_method("stop")}),
     "generation.batch_size": excluded("how requests are batched: the same text either way (backends are tested "
                                       "for it)"),
     "generation.vllm.*": excluded("the engine's memory and parallelism: the same text either way"),

@@ -50,7 +50,7 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
         return method.build(ModelRoles.from_config(cfg), cfg)
 
     def describe(pairs, rejects):
-        summary = {**method.summarize(pairs, rejects), "precision": precision_record(cfg.model.dtype),
+        summary = {**method.summarize(pairs, rejects, cfg), "precision": precision_record(cfg.model.dtype),
                    "engine": engine_record(cfg)}
         accuracy = label_accuracy(pairs)  # measured on the seeds' typed constraints, where the pairs carry them
         if accuracy["with_constraints"]:

@@ -50,14 +50,19 @@ class Method:
     an option of another method (``ecd.*`` in a MuSC run) neither invalidates nor splits its artifact."""
     roles: Callable[[Any], list]
     """``roles(cfg) -> [RoleUse]``: the models it calls, by role, for this config."""
-    summarize: Callable[[list[dict], list[dict]], dict]
-    """``summarize(pairs, rejects)``: the method's part of ``summary.json`` (yield per stage, judge health…)."""
+    summarize: Callable[[list[dict], list[dict], Any], dict]
+    """``summarize(pairs, rejects, cfg)``: the method's part of ``summary.json`` (yield per stage, judge health…),
+    for the config that built them."""
     check: Callable[[Any], None] | None = None
     """Refuses a config the method cannot run; run at config load (``config.across``), before any model loads."""
     extras: tuple[Extra, ...] = ()
     negative_instructions: Callable[[Any], bool] = lambda cfg: True
     """``negative_instructions(cfg)``: whether every pair it makes with this config carries the instruction its
     rejected answer was written for (``meta.negative_instruction``), which the pairwise weight schemes need."""
+    generation_unread: Callable[[Any], dict[str, str]] | None = None
+    """``generation_unread(cfg) -> {key: what sets it instead}``: the ``generation`` sampling keys (n, temperature,
+    top_p, max_new_tokens, stop) its steps do not read; they stay out of its pairs' key, and ``generate``/``run``
+    refuse one set away from its default (``methods.sampling``). None = it reads them all."""
 
 
 def get_method(name: str) -> Method:

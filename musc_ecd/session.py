@@ -10,13 +10,18 @@ from pathlib import Path
 from musc_ecd import __version__
 from musc_ecd.config import load_config, save_config
 from musc_ecd.layout import RunLayout
+from musc_ecd.methods.sampling import PAIR_COMMANDS, check_generation_keys
 
 log = logging.getLogger("musc_ecd")
 
 
 def prepare(config: str | Path | None, overrides: list[str], command: str):
-    """(the typed config, its run directory), with ``RUN_DIR/config.yaml`` written and logging set up."""
+    """(the typed config, its run directory), with ``RUN_DIR/config.yaml`` written and logging set up.
+
+    A command that builds pairs refuses a ``generation`` key its method does not read, before anything is written."""
     cfg = load_config(config, overrides)
+    if command in PAIR_COMMANDS:
+        check_generation_keys(cfg, command)
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir)
     log_to(RunLayout(run_dir).log, banner=f"musc-ecd {__version__} {command} {config} {overrides}")

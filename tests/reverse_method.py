@@ -25,9 +25,10 @@ def reverse(pair: dict) -> dict:
     return {**pair, "chosen": pair["rejected"], "rejected": pair["chosen"], "meta": meta}
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg) -> dict:
     """Its pairs are not MuSC coarse ones any more (their provenance is foreign to the records): count them."""
     return {"method": METHOD, "yield_per_stage": {"seeds": len(pairs) + len(rejects), "pairs": len(pairs)}}
 
 
-SPEC = Method(METHOD, build=build, sections=musc_coarse.SPEC.sections, roles=musc_coarse.roles, summarize=summarize)
+SPEC = Method(METHOD, build=build, sections=musc_coarse.SPEC.sections, roles=musc_coarse.roles, summarize=summarize,
+              generation_unread=musc_coarse.generation_unread)

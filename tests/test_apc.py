@@ -45,7 +45,7 @@ def test_every_stronger_weaker_pair_with_difficulty_from_the_rank_gap(tmp_path):
         assert pair["chosen"][0]["content"] == f"answer of m{i} to p0"  # the stronger is always chosen
         assert pair["rejected"][0]["content"] == f"answer of m{j} to p0"
         assert pair["meta"]["models"]["chosen"] == f"m{i}" and pair["meta"]["sft_target"] == "answer of m0 to p0"
-    summary = apc.summarize(pairs, rejects)
+    summary = apc.summarize(pairs, rejects, load_config(None, ["method=apc", FOUR]))
     assert summary["pairs_per_difficulty"] == {"0.0": 2, "0.3333": 4, "0.6667": 6}
 
 

@@ -217,7 +217,7 @@ def test_a_failed_evolution_ends_the_chain_and_keeps_earlier_rounds(tmp_path):
     assert rounds == {"s0": 3, "s1": 1, "s2": 3}
     assert [(r["id"], r["stage"], r["reason"], r["line"], r["item_id"]) for r in rejects] == [
         ("s1#r2", "evolve", "evolve_no_requirement", 2, "s1")]
-    summary = ecd.summarize(pairs, rejects)
+    summary = ecd.summarize(pairs, rejects, load_config(None, ["method=ecd"]))
     assert summary["yield_per_stage"] == {"seeds": 3, "round_1": 3, "round_2": 2, "round_3": 2, "pairs": 7}
 
 
@@ -230,7 +230,7 @@ def test_a_negative_the_judge_finds_already_satisfying_is_dropped_but_the_chain_
     assert [p["meta"]["round"] for p in pairs] == [1, 3]
     assert pairs[1]["rejected"][0]["content"] == pairs[1]["meta"]["chain"][2]["response"]  # R^2 still the negative
     assert [(r["id"], r["reason"]) for r in rejects] == [("s0#r2", "previous_answer_satisfies")]
-    assert ecd.summarize(pairs, rejects)["yield_per_stage"]["round_3"] == 1
+    assert ecd.summarize(pairs, rejects, load_config(None, ["method=ecd"]))["yield_per_stage"]["round_3"] == 1
     unfiltered, _ = _run(tmp_path, models, "ecd.judge_filter=false", seeds=SEEDS[:1])
     assert len(unfiltered) == 3
 

@@ -5,7 +5,6 @@ method calls exactly the roles it is given (issue: correct on every machine and 
 from __future__ import annotations
 
 import logging
-import zlib
 
 import pytest
 from helpers import write_jsonl
@@ -123,7 +122,7 @@ def test_a_rewrite_copying_the_demo_falls_back_to_drop_and_is_counted(tmp_path):
     corruptions = [c for p in pairs for c in p["meta"]["corruptions"]]
     assert corruptions and all(c["operator"] == "drop" and c["fallback_reason"] == "copied_demonstration"
                                for c in corruptions)
-    assert musc_coarse.summarize(pairs, [])["rewrites_copying_a_demonstration"] == len(corruptions)
+    assert musc_coarse.summarize(pairs, [], load_config(None))["rewrites_copying_a_demonstration"] == len(corruptions)
 
 
 def test_an_evolution_copying_the_demo_ends_the_chain(tmp_path):
@@ -203,7 +202,7 @@ def test_mostly_unparsable_verdicts_are_reported_and_logged(tmp_path, caplog):
 
 def test_a_parsable_judge_raises_no_warning(tmp_path):
     pairs, rejects = _fine(tmp_path, scripted())
-    summary = musc_fine.summarize(pairs, rejects)
+    summary = musc_fine.summarize(pairs, rejects, load_config(None, ["method=musc_fine"]))
     assert summary["judge"]["unparsable"] == 0 and "warning" not in summary["judge"]
 
 
@@ -289,10 +288,10 @@ LOOPING_TAIL = SOUND + " ".join(["haha"] * 26)  # the loop is about 40% of the t
 
 
 def test_a_looping_tail_is_degenerate_though_the_whole_text_is_not():
-    from musc_ecd.records import DEGENERATE_RATIO, is_degenerate, pair_problem
+    from musc_ecd.degenerate import DEGENERATE_RATIO, compression_ratio
+    from musc_ecd.records import is_degenerate, pair_problem
 
-    data = LOOPING_TAIL.encode()
-    assert len(zlib.compress(data, 9)) / len(data) >= DEGENERATE_RATIO  # the whole-text test alone passes it
+    assert compression_ratio(LOOPING_TAIL) >= DEGENERATE_RATIO  # the whole-text test alone passes it
     assert is_degenerate(LOOPING_TAIL)
     assert pair_problem(LOOPING_TAIL, SOUND) == "degenerate_chosen"
     assert pair_problem(SOUND, LOOPING_TAIL) is None  # a looping rejected answer is a true negative
@@ -315,5 +314,5 @@ def test_a_decomposition_listing_the_same_constraints_nine_times_keeps_each_once
     parsed = parse_decomposition(text + "\nInput: none")
     assert parsed.constraints == ("Write in English", "Use at most 100 words", "Include the keyword 'river'",
                                   "End with a question")
-    assert parsed.duplicates == 32 and Decomposition.from_json(parsed.to_json()) == parsed
+    assert parsed.repeats_removed == 32 and Decomposition.from_json(parsed.to_json()) == parsed
     assert parse_decomposition("1. Be brief.\n2. be brief\n3. Use a list.").constraints == ("Be brief", "Use a list")

@@ -261,7 +261,7 @@ def test_unusable_rewrite_falls_back_to_drop_and_is_counted(tmp_path):
                              "musc.p_drop=0", "musc.p_substitute=0.5", "musc.p_negate=0.5")
     corruptions = [c for p in pairs for c in p["meta"]["corruptions"]]
     assert corruptions and all(c["operator"] == "drop" and c["fallback_from"] for c in corruptions)
-    summary = musc_coarse.summarize(pairs, [])
+    summary = musc_coarse.summarize(pairs, [], load_config(None))
     assert summary["rewrite_fallbacks_to_drop"] == len(corruptions)
 
 
@@ -272,11 +272,11 @@ def test_unparsable_decomposition_uses_spacy_and_says_so(tmp_path):
     assert pair["meta"]["decomposition"]["source"] == "spacy_fallback"
     assert pair["meta"]["decomposition"]["constraints"] == ["Write a poem about rain", "Use six lines",
                                                             "avoid rhymes"]
-    assert musc_coarse.summarize(pairs, [])["decomposition_fallback_rate"] == 1.0
+    assert musc_coarse.summarize(pairs, [], load_config(None))["decomposition_fallback_rate"] == 1.0
 
 
 def test_summary_counts_yield_per_stage_and_operators(tmp_path):
     _, pairs, rejects = _run(tmp_path, ["FEW", "Write about a.", "Write about b.", "Write about c."])
-    summary = musc_coarse.summarize(pairs, rejects)
+    summary = musc_coarse.summarize(pairs, rejects, load_config(None))
     assert summary["yield_per_stage"] == {"seeds": 4, "decomposed": 3, "recombined": 3, "responded_and_filtered": 3}
     assert sum(summary["operators"].values()) == 3 and summary["mean_constraints_per_instruction"] == 4.0

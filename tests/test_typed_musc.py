@@ -126,7 +126,7 @@ def test_with_checkers_code_verifies_the_revision_or_pairs_the_best_sample(tmp_p
     leaked = policy(answer=answers, correction=f"{LOWER}\n\nViolated constraints:\n- {TYPED_TEXT}")
     (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, leaked, "model.judge=checkers")
     assert pair["meta"]["chosen_source"] == "best_sample" and pair["meta"]["revision_rejected"] == "revision_leak"
-    summary = musc_fine.summarize([pair], [])
+    summary = musc_fine.summarize([pair], [], load_config(None, ["method=musc_fine"]))
     assert summary["chosen_source"] == {"best_sample": 1} and summary["yield_per_stage"]["corrected"] == 0
 
 
@@ -169,7 +169,7 @@ def test_ecd_typed_format_rounds_are_drawn_and_judged_by_code(tmp_path):
         assert new.describe is not None and meta["new_requirements"][0] in pair["prompt"][0]["content"]
         assert meta["judge"]["raw"] == ["checkers"]
     assert all(r["stage"] != "judge" or r["reason"] == "previous_answer_satisfies" for r in rejects)
-    health = ecd.summarize(pairs, rejects)["judge"]
+    health = ecd.summarize(pairs, rejects, cfg)["judge"]
     assert health["total"] == 0 and "warning" not in health  # code's verdicts are not the judge model's
 
     # With the verification (the default under checkers) a pair stays only where code finds chosen better.

@@ -15,6 +15,9 @@ EVOLUTION_CATEGORIES = ("content", "style", "format", "reasoning", "breadth")
 """ECD's top-level evolution categories (METHODS.md §2); ``constraints.evolve.TAXONOMY`` has one entry each."""
 ECD_COMPOSE = ("rewrite", "append")
 ECD_ROLES = ("teacher", "policy")
+UNPARSABLE_VERDICTS = ("drop", "keep")
+"""What a model-judge filter (``musc.unparsable_verdict``, ``ecd.unparsable_verdict``) does with a pair it could not
+decide because a verdict was unparsable."""
 
 LOSSES = ("sigmoid", "hinge", "ipo", "sft")
 """TRL loss types the token-weighted trainer supports: DPO, SLiC, IPO, and the SFT term."""

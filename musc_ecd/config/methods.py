@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from musc_ecd.config.choices import ECD_COMPOSE, ECD_ROLES, EVOLUTION_CATEGORIES
+from musc_ecd.config.choices import ECD_COMPOSE, ECD_ROLES, EVOLUTION_CATEGORIES, UNPARSABLE_VERDICTS
 from musc_ecd.config.validate import check
 
 
@@ -38,6 +38,13 @@ class MuscCoarseConfig:
     judge_max_tokens: int = 128
     judge_stop: list[str] = field(default_factory=list)
     """Stop strings for the judge's ``Analysis: … Answer: Yes|No`` (the text ends before the first one)."""
+    unparsable_verdict: Literal[UNPARSABLE_VERDICTS] = "drop"
+    """The self-judge filter cannot decide a pair when no verdict says `rejected` fails a corrupted constraint and
+    some are unparsable: ``drop`` it (a counted ``unparsable_verdict`` reject) or ``keep`` it (counted in the
+    summary's ``unparsable_verdict``)."""
+    judge_warning_share: float = 0.5
+    """The summary warns when more than this share of the judge's verdicts are unparsable (``method=musc``: the
+    lower of this and ``musc_fine.judge_warning_share``, over both builders)."""
 
     def __post_init__(self) -> None:
         check(0 < self.drop_ratio <= 1, "musc.drop_ratio", self.drop_ratio, "a number in (0, 1]")
@@ -46,6 +53,8 @@ class MuscCoarseConfig:
         check(min(probabilities) >= 0 and total > 0, "musc.p_drop/p_substitute/p_negate", probabilities,
               "non-negative numbers with a positive sum")
         check(self.min_constraints >= 2, "musc.min_constraints", self.min_constraints, "an integer >= 2")
+        check(0 <= self.judge_warning_share <= 1, "musc.judge_warning_share", self.judge_warning_share,
+              "a number in [0, 1]")
 
 
 @dataclass
@@ -75,6 +84,8 @@ class MuscFineConfig:
     best_sample_fallback: bool = True
     """With ``model.judge=checkers``, where no revision is kept: chosen = the sample that passes the most typed
     constraints, if strictly more than the rejected one (a best-vs-worst pair; ``meta.chosen_source``)."""
+    judge_warning_share: float = 0.5
+    """The summary warns when more than this share of the judge's verdicts are unparsable."""
 
     def __post_init__(self) -> None:
         check(0 <= self.share <= 1, "musc_fine.share", self.share, "a number in [0, 1]")
@@ -82,6 +93,8 @@ class MuscFineConfig:
         check(0 <= self.unparsable_score <= 1, "musc_fine.unparsable_score", self.unparsable_score,
               "a number in [0, 1]")
         check(0 <= self.min_revision_kept <= 1, "musc_fine.min_revision_kept", self.min_revision_kept,
+              "a number in [0, 1]")
+        check(0 <= self.judge_warning_share <= 1, "musc_fine.judge_warning_share", self.judge_warning_share,
               "a number in [0, 1]")
 
 
@@ -127,6 +140,12 @@ class EcdConfig:
     judge_max_tokens: int = 128
     judge_stop: list[str] = field(default_factory=list)
     """Stop strings for the judge (the text ends before the first one)."""
+    unparsable_verdict: Literal[UNPARSABLE_VERDICTS] = "drop"
+    """The judge filter cannot decide a round's hard pair when no verdict says R^{k-1} misses a new requirement and
+    some are unparsable: ``drop`` the pair (a counted ``unparsable_verdict`` reject; the chain goes on) or ``keep``
+    it (counted in the summary's ``unparsable_verdict``)."""
+    judge_warning_share: float = 0.5
+    """The summary warns when more than this share of the judge's verdicts are unparsable."""
 
     def __post_init__(self) -> None:
         check(self.rounds >= 1, "ecd.rounds", self.rounds, "an integer >= 1")
@@ -135,6 +154,8 @@ class EcdConfig:
               f"a non-empty list of {', '.join(EVOLUTION_CATEGORIES)}")
         check(0 <= self.min_overlap <= 1, "ecd.min_overlap", self.min_overlap, "a number in [0, 1]")
         check(self.max_growth_words >= 1, "ecd.max_growth_words", self.max_growth_words, "an integer >= 1")
+        check(0 <= self.judge_warning_share <= 1, "ecd.judge_warning_share", self.judge_warning_share,
+              "a number in [0, 1]")
 
 
 @dataclass

@@ -77,7 +77,12 @@ class CT2Config:
 
 @dataclass
 class GenerationConfig:
-    """How text is generated. The same semantics in every backend."""
+    """How text is generated. The same semantics in every backend.
+
+    ``respond`` reads every key; ``evaluate`` reads top_p and stop (``eval.*`` sets the rest); a pair builder only
+    those it declares (``methods.sampling``: top_p for MuSC and ECD, whose steps have their own keys; APC also
+    stop, and temperature and max_new_tokens unless ``apc.*`` gives them per responder). ``generate`` and ``run``
+    refuse a key set away from its default that nothing of theirs reads."""
 
     backend: Literal[BACKENDS] = "auto"
     """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``ct2`` (CTranslate2, CPU), or ``auto``: per

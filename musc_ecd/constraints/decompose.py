@@ -5,7 +5,9 @@ accepts the usual numbering styles (``1.``, ``1)``, ``(1)``, ``-``, ``*``, ``Con
 chatter around the list, but returns ``None`` rather than guess when no list is there. Then
 ``fallback_decomposition`` splits the instruction itself with spaCy (blank English + sentencizer, then
 clause splitting on ``;`` and on ``and``/``but`` before an imperative), and provenance records which
-path produced the constraints.
+path produced the constraints. Either way a constraint listed again (the same words but for case, spacing,
+punctuation and numbering: a small model may list the same four constraints nine times) is kept once, and
+``repeats_removed`` counts the copies left out.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _NONE = {"", "none", "n/a", "na", "no input", "(none)", "-"}
 _IMPERATIVES = ("do not", "don't", "use", "make", "include", "write", "keep", "end", "start", "begin", "avoid",
                 "add", "answer", "respond", "limit", "mention", "format", "wrap", "give", "list", "explain",
                 "highlight", "put", "separate", "finish", "provide", "ensure", "never", "always", "exclude")
+# numbering left inside an item's text ("1. 1) Write"), never a number of the constraint ("100-word", "2.5 hours")
+_NUMBERING = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|constraint\s*\d{1,3}\s*[:.)-])(?=\s|$)\s*", re.IGNORECASE)
+_WORDS = re.compile(r"[^\W_]+")
 _CLAUSE_SPLIT = re.compile(r"\s*;\s*|,?\s+(?:and|but|then)\s+(?=(?:" + "|".join(map(re.escape, _IMPERATIVES)) + r")\b)",
                            re.IGNORECASE)
 
@@ -36,16 +41,37 @@ class Decomposition:
     constraints: tuple[str, ...]
     input: str | None
     source: Source
-    duplicates: int = 0
-    """Repeated constraints dropped while parsing (a small model can list the same four nine times)."""
+    repeats_removed: int = 0
+    """Constraints listed again and left out (see ``distinct_constraints``); 0 in pairs written before."""
 
     def to_json(self) -> dict:
-        record = {"constraints": list(self.constraints), "input": self.input, "source": self.source}
-        return {**record, "duplicates": self.duplicates} if self.duplicates else record
+        return {"constraints": list(self.constraints), "input": self.input, "source": self.source,
+                "repeats_removed": self.repeats_removed}
 
     @classmethod
     def from_json(cls, record: dict) -> Decomposition:
-        return cls(tuple(record["constraints"]), record.get("input"), record["source"], record.get("duplicates", 0))
+        return cls(tuple(record["constraints"]), record.get("input"), record["source"],
+                   record.get("repeats_removed", 0))
+
+
+def constraint_key(text: str) -> str:
+    """What two listings of one constraint share: its words, lowercased, without numbering or punctuation."""
+    previous = None
+    while previous != text:  # "1. 1) Write" — numbering the model repeated
+        previous, text = text, _NUMBERING.sub("", text, count=1)
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+def distinct_constraints(constraints) -> tuple[tuple[str, ...], int]:
+    """Each constraint once, in first-listed order, and how many repeats were left out."""
+    seen: set[str] = set()
+    kept = []
+    for constraint in constraints:
+        key = constraint_key(constraint)
+        if key not in seen:
+            seen.add(key)
+            kept.append(constraint)
+    return tuple(kept), len(constraints) - len(kept)
 
 
 def decompose_request(instruction: str) -> list[dict]:
@@ -56,9 +82,7 @@ def parse_decomposition(text: str) -> Decomposition | None:
     """Constraints and input from the model's answer, or None when there is no numbered list.
 
     Lines before the list (chatter, a ``Constraints:`` header) are skipped; a new few-shot block
-    (``Instruction:`` / ``###``) ends the answer; the input runs from ``Input:`` to the end. A constraint
-    that repeats an earlier one (ignoring case, punctuation and spacing) is dropped and counted: corrupting
-    one copy of a repeated constraint would leave it stated, and the pair's label wrong.
+    (``Instruction:`` / ``###``) ends the answer; the input runs from ``Input:`` to the end.
     """
     constraints: list[str] = []
     input_lines: list[str] | None = None
@@ -76,16 +100,9 @@ def parse_decomposition(text: str) -> Decomposition | None:
             constraints.append(_clean(item.group("text")))
     if not constraints:
         return None
-    seen: set[str] = set()
-    unique = [c for c in constraints if not (_identity(c) in seen or seen.add(_identity(c)))]  # first copies
     raw_input = "\n".join(input_lines).strip() if input_lines is not None else ""
-    return Decomposition(tuple(unique), None if raw_input.lower() in _NONE else raw_input, "parsed",
-                         duplicates=len(constraints) - len(unique))
-
-
-def _identity(constraint: str) -> str:
-    """What makes two listed constraints the same one: their words, case and punctuation aside."""
-    return " ".join(re.findall(r"\w+", constraint.lower()))
+    kept, repeats = distinct_constraints(constraints)
+    return Decomposition(kept, None if raw_input.lower() in _NONE else raw_input, "parsed", repeats)
 
 
 def fallback_decomposition(instruction: str) -> Decomposition:
@@ -96,7 +113,8 @@ def fallback_decomposition(instruction: str) -> Decomposition:
             clause = _clean(clause)
             if clause:
                 constraints.append(clause)
-    return Decomposition(tuple(constraints), None, "spacy_fallback")
+    kept, repeats = distinct_constraints(constraints)
+    return Decomposition(kept, None, "spacy_fallback", repeats)
 
 
 def _clean(text: str) -> str:

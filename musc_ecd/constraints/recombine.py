@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from musc_ecd.degenerate import is_degenerate
 from musc_ecd.prompts import load_template
-from musc_ecd.records import is_degenerate
 
 # Markup of our own templates (or of a numbered list) in an answer means the model echoed the prompt.
 _LEAK = re.compile(r"(^|\n)\s*(?:###|constraints\s*:|input\s*:|instruction\s*:|task\s*:|\d{1,2}[.)]\s)",

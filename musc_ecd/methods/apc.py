@@ -26,10 +26,11 @@ from pathlib import Path
 from musc_ecd.config import Config
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item
-from musc_ecd.methods.base import RoleUse, seed_typed_constraints
-from musc_ecd.models.generator import SamplingParams, params_from_config
+from musc_ecd.methods.base import RoleUse, pair_problem, seed_typed_constraints
+from musc_ecd.methods.sampling import step_params
+from musc_ecd.models.generator import SamplingParams
 from musc_ecd.models.roles import ModelRoles
-from musc_ecd.records import ApcProvenance, BySide, Pair, Reject, make_pair, pair_problem, provenances
+from musc_ecd.records import ApcProvenance, BySide, Pair, Reject, make_pair, provenances
 from musc_ecd.registry import Extra, Method
 from musc_ecd.store import item_id, read_jsonl, write_jsonl_atomic
 
@@ -117,7 +118,17 @@ class Apc:
             per_responder["temperature"] = apc.temperatures[rank]
         if apc.max_new_tokens:
             per_responder["max_new_tokens"] = apc.max_new_tokens[rank]
-        return params_from_config(self.cfg, n=1, **per_responder)
+        return step_params(self.cfg, generation_unread(self.cfg), n=1, **per_responder)
+
+
+def generation_unread(cfg: Config) -> dict[str, str]:
+    """``generation`` sets the responders' decoding, but for one answer each and what ``apc.*`` sets per responder."""
+    unread = {"n": "each responder gives one answer per prompt"}
+    if cfg.apc.temperatures:
+        unread["temperature"] = "apc.temperatures sets every responder's; change it there"
+    if cfg.apc.max_new_tokens:
+        unread["max_new_tokens"] = "apc.max_new_tokens sets every responder's; change it there"
+    return unread
 
 
 def sft_target(texts: list[tuple[str, str]], specs: list[str]) -> dict:
@@ -158,7 +169,7 @@ def write_extras(stage_dir: Path) -> Path:
     return target
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
     seeds = {item_id(record) for record in (*pairs, *rejects)}
     levels = Counter(p["difficulty"] for p in pairs)
     made = provenances(pairs, ApcProvenance)
@@ -175,5 +186,5 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
 
 
 SPEC = Method(METHOD, build=build, sections=("apc",), roles=roles, summarize=summarize, check=check,
-              extras=(Extra("sft.jsonl", write_extras),),
+              extras=(Extra("sft.jsonl", write_extras),), generation_unread=generation_unread,
               negative_instructions=lambda cfg: False)  # both answers answer the one prompt

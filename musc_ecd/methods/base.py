@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
+from musc_ecd import records
 from musc_ecd.config import Config
 from musc_ecd.constraints.decompose import decompose_all
 from musc_ecd.constraints.seeded import CHECKERS, seed_constraints, seed_typed
 from musc_ecd.constraints.typed import TypedConstraint
+from musc_ecd.degenerate import is_degenerate
 from musc_ecd.items import Reject
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.prompts import load_template
-from musc_ecd.records import DEGENERATE_RATIO as DEGENERATE_RATIO  # re-exported: is_degenerate moved to records
-from musc_ecd.records import is_degenerate as is_degenerate
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class ConstraintPairBuilder:
         raise NotImplementedError
 
     def decompose(self, work: list) -> list:
-        """The policy splits each instruction (one batched call); fewer than ``musc.min_constraints`` → reject.
+        """The policy splits each instruction (one batched call); fewer than ``musc.min_constraints`` → reject
+        (``repeated_constraints`` when there were enough before a constraint listed again was left out).
 
         A verifiable seed's typed constraints are not left to the policy: it decomposes the seed's base
         instruction, and the typed constraints are appended with their own sentences (``w.typed_at`` maps
@@ -63,9 +64,12 @@ class ConstraintPairBuilder:
                 decomposition = replace(decomposition, constraints=decomposition.constraints + seed.texts)
                 w.typed_at = {untyped + j: typed for j, typed in enumerate(seed.typed)}
             w.decomposition, w.raw_decomposition = decomposition, raw
-            count = len(decomposition.constraints)
+            count, repeats = len(decomposition.constraints), decomposition.repeats_removed
             if decomposition.source == "parsed" and load_template("decompose").copies_demonstration(raw):
                 self._reject(w, "decompose", "copied_demonstration", "the decomposition is the template's example")
+            elif count < self.cfg.musc.min_constraints and repeats:
+                self._reject(w, "decompose", "repeated_constraints", f"{count} distinct constraint(s) of "
+                             f"{count + repeats} listed via {decomposition.source}")
             elif count < self.cfg.musc.min_constraints:
                 self._reject(w, "decompose", "too_few_constraints", f"{count} constraint(s) via {decomposition.source}")
             else:
@@ -86,6 +90,15 @@ def seed_typed_constraints(item) -> tuple[TypedConstraint, ...] | None:
     every prompt built from the seed, so the label audit can score chosen and rejected on them."""
     typed = seed_typed(item)
     return None if typed is None else tuple(typed)
+
+
+def pair_problem(chosen: str, rejected: str) -> str | None:
+    """``records.pair_problem`` with its looping check (the whole answer, per byte) replaced by
+    ``degenerate.is_degenerate`` (the whole answer and its tail, per character). Every builder asks this one."""
+    problem = records.pair_problem(chosen, rejected)
+    if problem not in (None, "degenerate_chosen"):
+        return problem  # empty or identical: found before a loop is looked for
+    return "degenerate_chosen" if is_degenerate(chosen) else None
 
 
 def item_seed(seed: int, item_id: str, stage: str) -> int:

@@ -14,11 +14,14 @@ Steps (METHODS.md §2), each one batched ``generate`` call per chunk and round:
                   requirements (``ecd.compose=append``: I^k = I^{k-1} + the new requirements).
                   Unparsable, unchanged, leaked template words, runaway growth (> ``ecd.max_growth_words``),
                   drift (< ``ecd.min_overlap`` of I^{k-1}'s content words kept), a rewrite that lacks its
-                  own new requirement, or a requirement already present end the chain; its earlier
-                  rounds' pairs stay.
+                  own new requirement, a requirement already present, or a rewrite that no longer states a
+                  typed constraint I^{k-1} stated (``typed_constraint_dropped``: the pair would still carry
+                  it) end the chain; its earlier rounds' pairs stay.
   2. ``respond``  the responder answers I^k → R^k (an empty answer ends the chain).
   3. ``judge``    for every new requirement of I^k: does R^{k-1} already meet it? If the judge says Yes
                   to all, the hard pair of round k is dropped (R^{k-1} is no negative); the chain goes on.
+                  If none says No and some verdict is unparsable, ``ecd.unparsable_verdict`` decides (default:
+                  dropped too, a counted ``unparsable_verdict`` reject).
   4. ``pairs``    (I^k, R^k ≻ R^{k-1}) with difficulty 1.0; with ``ecd.older_negatives`` also
                   (I^k, R^k ≻ R^j), j < k-1, difficulty 1/(k-j): answers further back are easier negatives.
                   A pair whose two answers are identical is rejected; with ``model.judge=checkers``, so is one
@@ -28,8 +31,7 @@ Every pair carries the whole chain up to its round (instructions, operations, ne
 answers), the models per role, the sampling per step and ``meta.negative_instruction`` = I^j, the
 instruction the rejected answer was written for (so ``train.weights=kl`` can weight ECD pairs too).
 
-Departures, on purpose: an unparsable judge verdict counts as "not met" (keeps the pair), as in the
-MuSC self-judge filter; the judge checks only the hard negative (older ones miss more requirements).
+Departures, on purpose: the judge checks only the hard negative (older ones miss more requirements).
 """
 
 from __future__ import annotations
@@ -49,10 +51,20 @@ from musc_ecd.constraints.evolve import (
     parse_evolution,
     sample_operation,
 )
-from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
-from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, seed_typed
+from musc_ecd.constraints.judge import (
+    UNPARSABLE_VERDICT,
+    add_counts,
+    judge_health,
+    judge_request,
+    parse_verdict,
+    undecided,
+    verdict_counts,
+)
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, seed_constraints, seed_typed
 from musc_ecd.constraints.typed import TypedConstraint
+from musc_ecd.constraints.typed.statement import states
 from musc_ecd.constraints.typed_evolution import draw_requirement
+from musc_ecd.degenerate import is_degenerate
 from musc_ecd.errors import ConfigError
 from musc_ecd.items import Item
 from musc_ecd.methods.base import (
@@ -60,9 +72,11 @@ from musc_ecd.methods.base import (
     item_seed,
     judge_uses,
     model_judge,
+    pair_problem,
     seed_typed_constraints,
 )
-from musc_ecd.models.generator import SamplingParams, params_from_config
+from musc_ecd.methods.sampling import keys_ending, step_params
+from musc_ecd.models.generator import SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
 from musc_ecd.records import (
@@ -72,9 +86,7 @@ from musc_ecd.records import (
     JudgeVerdicts,
     Pair,
     Reject,
-    is_degenerate,
     make_pair,
-    pair_problem,
     provenances,
 )
 from musc_ecd.registry import Method
@@ -95,7 +107,8 @@ class Round:
     evolve_raw: str = ""
     judge_verdicts: list[bool | None] = field(default_factory=list)
     judge_raw: list[str] = field(default_factory=list)
-    negative_already_satisfies: bool = False
+    hard_pair_dropped: bool = False
+    """The judge filter found R^{k-1} already meets I^k (or could not tell, ``ecd.unparsable_verdict=drop``)."""
     typed: tuple[TypedConstraint, ...] = ()
     """``ecd.typed_format``: the round's new requirement as a typed constraint (judged by code)."""
 
@@ -158,12 +171,15 @@ class Ecd:
         for chain, operation, (text, _) in zip(chains, operations, outputs, strict=True):
             previous = chain.rounds[-1].instruction
             evolution, reason = parse_evolution(text, previous if self.opts.compose == "append" else None)
+            detail = f"{operation}: {text.strip()[:160]!r}"
             if evolution is not None:
                 reason = check_evolution(previous, evolution, self.opts.max_growth_words, self.opts.min_overlap)
             if not reason and copies_demonstration(operation, evolution, self.opts.compose):
                 reason = "copied_demonstration"
+            if not reason and (dropped := dropped_typed(chain, previous, evolution.instruction)):
+                reason, detail = "typed_constraint_dropped", f"{operation}: the rewrite no longer states {dropped}"
             if reason:
-                self._end(chain, k, "evolve", reason, f"{operation}: {text.strip()[:160]!r}")
+                self._end(chain, k, "evolve", reason, detail)
                 continue
             chain.rounds.append(_evolved_round(evolution, operation, text))
             grown.append(chain)
@@ -220,19 +236,23 @@ class Ecd:
             chain.rounds[k].judge_raw.append(text)
         for chain in chains:
             current = chain.rounds[k]
+            requirements = "; ".join(current.new_requirements)
             if current.judge_verdicts and all(v is True for v in current.judge_verdicts):
-                current.negative_already_satisfies = True
-                by_model = model_verdicts(current.verdicts())
-                self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", "previous_answer_satisfies",
-                                           f"the judge found R^{k - 1} already meets: "
-                                           f"{'; '.join(current.new_requirements)}", chain.item.line, chain.item.id,
-                                           judge=verdict_counts(by_model), round=k))
+                reason, detail = "previous_answer_satisfies", f"the judge found R^{k - 1} already meets: {requirements}"
+            elif undecided(current.judge_verdicts) and self.opts.unparsable_verdict == "drop":
+                reason, detail = UNPARSABLE_VERDICT, (f"the judge could not tell whether R^{k - 1} meets (unparsable "
+                                                      f"verdicts, none No): {requirements}")
+            else:
+                continue
+            current.hard_pair_dropped = True
+            self.rejects.append(Reject(f"{chain.item.id}#r{k}", "judge", reason, detail, chain.item.line, chain.item.id,
+                                       judge=verdict_counts(model_verdicts(current.verdicts())), round=k))
 
     def pairs(self, chain: Chain) -> list[Pair]:
         """For each round k: (I^k, R^k ≻ R^{k-1}) and, with ``ecd.older_negatives``, (I^k, R^k ≻ R^j), j < k-1."""
         out = []
         for k in range(1, len(chain.rounds)):
-            negatives = [k - 1] if not chain.rounds[k].negative_already_satisfies else []
+            negatives = [k - 1] if not chain.rounds[k].hard_pair_dropped else []
             if self.opts.older_negatives:
                 negatives += range(k - 2, -1, -1)
             for j in negatives:
@@ -317,7 +337,8 @@ class Ecd:
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
             "judge": (o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
         }[step]
-        return params_from_config(self.cfg, n=1, temperature=temperature, max_new_tokens=max_tokens, stop=stop)
+        return step_params(self.cfg, generation_unread(self.cfg), n=1, temperature=temperature,
+                           max_new_tokens=max_tokens, stop=stop)
 
     def _generate(self, generator, requests: list[list[dict]], step: str) -> list[tuple[str, str]]:
         if not requests:
@@ -346,6 +367,26 @@ def chain_typed(chain: Chain) -> list[TypedConstraint]:
     return (seed_typed(chain.item) or []) + [c for r in chain.rounds for c in r.typed]
 
 
+def typed_statements(chain: Chain) -> list[tuple[TypedConstraint, str | None]]:
+    """``chain_typed`` with the sentence each was written as (None for a seed's without ``typed_texts``)."""
+    seed = seed_constraints(chain.item)
+    if seed is not None:
+        stated = list(zip(seed.typed, seed.texts, strict=True))
+    else:
+        stated = [(c, None) for c in seed_typed(chain.item) or []]
+    # a typed round adds exactly one requirement, written by ``describe``
+    return stated + [(c, text) for r in chain.rounds if r.typed for c, text in zip(r.typed, r.new_requirements,
+                                                                                    strict=True)]
+
+
+def dropped_typed(chain: Chain, previous: str, evolved: str) -> str:
+    """The typed constraints I^{k-1} states that the evolved instruction no longer does ("" = none): a rewrite
+    must keep them, since the pair's typed list (audit, checker verification) still names them."""
+    lost = [f"{c.id} ({sentence!r})" if sentence else c.id for c, sentence in typed_statements(chain)
+            if states(previous, c, sentence) and not states(evolved, c, sentence)]
+    return "; ".join(lost)
+
+
 def prompt_typed(chain: Chain, k: int) -> tuple[TypedConstraint, ...] | None:
     """The typed constraints of I^k (the pair's prompt): the seed's and those added in rounds 1..k."""
     seed = seed_typed_constraints(chain.item) or ()
@@ -360,6 +401,14 @@ def _pair_id(chain: Chain, k: int, j: int) -> str:
 def _evolved_round(evolution: Evolution, operation: Operation, raw: str) -> Round:
     return Round(evolution.instruction, operation=operation, new_requirements=evolution.new_requirements,
                  evolve_raw=raw)
+
+
+def generation_unread(cfg: Config) -> dict[str, str]:
+    """Every step decodes with its own ``ecd.*`` keys; of ``generation`` only ``top_p`` acts."""
+    return {"n": "every step makes one answer",
+            "temperature": f"set {keys_ending(cfg.ecd, 'ecd', '_temperature')} instead",
+            "max_new_tokens": f"set {keys_ending(cfg.ecd, 'ecd', '_max_tokens')} instead",
+            "stop": "set ecd.judge_stop instead (the evolver stops where its template says, the responder at the end)"}
 
 
 def check(cfg: Config) -> None:
@@ -384,7 +433,7 @@ def build(models: ModelRoles, cfg: Config) -> Ecd:
     return Ecd(models, cfg)
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
     """Chains reaching each round, reject reasons per step, operations used, pairs per round."""
     seeds = {item_id(record) for record in (*pairs, *rejects)}
     made = provenances(pairs, EcdProvenance)
@@ -409,8 +458,12 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "judge": judge_health(add_counts(*(verdict_counts(model_verdicts(p.judge)) for p in hard),
                                          *(r.judge for r in rejected)),
                               METHOD, "a larger ecd.judge_max_tokens, ecd.judge_stop, a stronger model.judge, or "
-                              "ecd.judge_filter=false"),
+                              "ecd.judge_filter=false", cfg.ecd.judge_warning_share),
+        # hard pairs the judge filter could not decide: kept (ecd.unparsable_verdict=keep) or dropped
+        "unparsable_verdict": {"kept": sum(1 for p in hard if undecided(model_verdicts(p.judge))),
+                               "dropped": sum(1 for r in rejected if r.reason == UNPARSABLE_VERDICT)},
     }
 
 
-SPEC = Method(METHOD, build=build, sections=("ecd",), roles=roles, summarize=summarize, check=check)
+SPEC = Method(METHOD, build=build, sections=("ecd",), roles=roles, summarize=summarize, check=check,
+              generation_unread=generation_unread)

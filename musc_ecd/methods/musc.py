@@ -65,7 +65,7 @@ def build(models: ModelRoles, cfg: Config) -> Musc:
     return Musc(models["policy"], cfg, model_judge(models, cfg))
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
     methods = [Pair.from_json(p).method for p in pairs]
     by_method = Counter(methods)
     coarse_pairs = [p for p, method in zip(pairs, methods, strict=True) if method == musc_coarse.METHOD]
@@ -74,8 +74,10 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
     lost = Counter(r.stage for r in rejected)
     seeds = len({item_id(record) for record in (*pairs, *rejects)})
     decomposed = seeds - lost["load"] - lost["decompose"]
-    coarse = musc_coarse.summarize(coarse_pairs, [])
-    fine = musc_fine.summarize(fine_pairs, [])
+    # Each builder's yields over its own seeds, rejected ones included (an item's builder follows from its id).
+    to_fine = [goes_to_fine(cfg.seed, item_id(r), cfg.musc_fine.share) for r in rejects]
+    coarse = musc_coarse.summarize(coarse_pairs, [r for r, fine in zip(rejects, to_fine, strict=True) if not fine], cfg)
+    fine = musc_fine.summarize(fine_pairs, [r for r, fine in zip(rejects, to_fine, strict=True) if fine], cfg)
     # One judge account over both builders, kept pairs and rejected items alike (the parts see only pairs).
     coarse.pop("judge_filter"), fine.pop("judge")
     every_verdict = add_counts(musc_fine.every_verdict(fine_pairs, rejected),
@@ -89,11 +91,19 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "coarse": coarse,
         "fine": fine,
         "judge": judge_health(every_verdict, METHOD, "larger musc_fine.judge_max_tokens / musc.judge_max_tokens, "
-                              "their judge_stop, or a stronger model.judge"),
+                              "their judge_stop, or a stronger model.judge",
+                              min(cfg.musc.judge_warning_share, cfg.musc_fine.judge_warning_share)),
         "rejected_by_stage": dict(Counter(r.stage for r in rejected)),
         "rejected_by_reason": dict(Counter(f"{r.stage}:{r.reason}" for r in rejected)),
     }
 
 
+def generation_unread(cfg: Config) -> dict[str, str]:
+    """What each builder reads instead of a ``generation`` key (both read ``top_p`` alone)."""
+    coarse, fine = musc_coarse.generation_unread(cfg), musc_fine.generation_unread(cfg)
+    return {key: f"coarse: {coarse[key]}; fine: {fine[key]}" for key in coarse}
+
+
 SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize,
+              generation_unread=generation_unread,
               negative_instructions=lambda cfg: cfg.musc_fine.share == 0)  # fine pairs carry none

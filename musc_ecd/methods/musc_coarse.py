@@ -26,7 +26,9 @@ Departures, on purpose:
   (provenance ``decomposition.source = "spacy_fallback"``), rather than being discarded.
 - ``difficulty`` = 1/k (k corrupted constraints): one corrupted constraint makes the closest, hardest
   pair (1.0); more corruption makes an easier one. (Inferred; the papers do not grade difficulty.)
-- The self-judge filter is off by default; an unparsable verdict counts as "fails" (keeps the pair).
+- The self-judge filter is off by default. A pair it cannot decide (no verdict says the rejected answer fails a
+  corrupted constraint, and some are unparsable) is dropped by default, a counted ``unparsable_verdict`` reject
+  (``musc.unparsable_verdict=keep`` keeps it); the summary counts both.
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ from musc_ecd.constraints.corrupt import (
     with_rewrite,
 )
 from musc_ecd.constraints.decompose import Decomposition
-from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
+from musc_ecd.constraints.judge import (
+    UNPARSABLE_VERDICT,
+    add_counts,
+    judge_health,
+    judge_request,
+    parse_verdict,
+    undecided,
+    verdict_counts,
+)
 from musc_ecd.constraints.recombine import parse_recombined, recombine_request
 from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, corrupt_typed
 from musc_ecd.constraints.typed import TypedConstraint
@@ -56,8 +66,10 @@ from musc_ecd.methods.base import (
     item_seed,
     judge_uses,
     model_judge,
+    pair_problem,
     seed_typed_constraints,
 )
+from musc_ecd.methods.sampling import keys_ending, step_params
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
@@ -68,7 +80,6 @@ from musc_ecd.records import (
     Pair,
     Reject,
     make_pair,
-    pair_problem,
     provenances,
 )
 from musc_ecd.registry import Method
@@ -211,7 +222,8 @@ class MuscCoarse(ConstraintPairBuilder):
         return survivors
 
     def model_filter(self, kept: list[_Work]) -> list[_Work]:
-        """The judge model: a pair is kept if ``rejected`` fails at least one corrupted constraint."""
+        """The judge model: a pair is kept if ``rejected`` fails at least one corrupted constraint; one it cannot
+        decide (unparsable verdicts, none "No") as ``musc.unparsable_verdict`` says."""
         asked = [w for w in kept if not w.decided_by_code]
         if self.judge_generator is None:  # checkers with model.judge_untyped=skip: untyped ones are kept
             return kept
@@ -225,8 +237,14 @@ class MuscCoarse(ConstraintPairBuilder):
             w.judge_raw.append(text)
         survivors = []
         for w in kept:
-            if w.decided_by_code or any(v is not True for v in w.judge_verdicts):
+            if w.decided_by_code or False in w.judge_verdicts:
                 survivors.append(w)
+            elif undecided(w.judge_verdicts):
+                if self.opts.unparsable_verdict == "keep":
+                    survivors.append(w)
+                else:
+                    self._reject(w, "filter", UNPARSABLE_VERDICT, "no verdict says the rejected answer fails a "
+                                 "corrupted constraint and some are unparsable", judge=verdict_counts(w.judge_verdicts))
             else:
                 self._reject(w, "filter", "rejected_satisfies_corrupted",
                              "the judge found that the rejected answer meets every corrupted constraint",
@@ -275,8 +293,8 @@ class MuscCoarse(ConstraintPairBuilder):
             "respond": (o.respond_temperature, o.respond_max_tokens, ()),
             "judge": (o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
         }[stage]
-        return SamplingParams(n=1, temperature=temperature, top_p=self.cfg.generation.top_p,
-                              max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
+        return step_params(self.cfg, generation_unread(self.cfg), n=1, temperature=temperature,
+                           max_new_tokens=max_tokens, stop=stop)
 
     def _generate(self, requests: list[list[dict]], stage: str, generator: Generator | None = None) -> list[str]:
         if not requests:
@@ -285,10 +303,11 @@ class MuscCoarse(ConstraintPairBuilder):
         return [samples[0].text for samples in generator.generate(requests, self._params(stage))]
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
     """Counts per stage and reason, operator use, fallback rates, mean constraints per instruction."""
     items = len(pairs) + len(rejects)
-    lost = Counter(r.stage for r in map(Reject.from_json, rejects))
+    rejected = [Reject.from_json(r) for r in rejects]
+    lost = Counter(r.stage for r in rejected)
     decomposed = items - lost["load"] - lost["decompose"]
     recombined = decomposed - lost["recombine"]
     made = provenances(pairs, MuscCoarseProvenance)
@@ -304,11 +323,24 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "rewrites_copying_a_demonstration": sum(1 for c in corruptions if c.fallback_reason == "copied_demonstration"),
         "decomposition_fallback_rate": round(sources["spacy_fallback"] / len(pairs), 3) if pairs else 0.0,
         "mean_constraints_per_instruction": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
+        "decompositions_with_repeats": sum(1 for p in made if p.decomposition.repeats_removed),
         "truncated_responses": sum(1 for p in made for f in (p.finish_reasons.chosen, p.finish_reasons.rejected)
                                    if f == "length"),
         "judge_filter": judge_health(filter_verdicts(pairs, rejects), METHOD,
-                                     "a larger musc.judge_max_tokens, musc.judge_stop, or a stronger model.judge"),
+                                     "a larger musc.judge_max_tokens, musc.judge_stop, or a stronger model.judge",
+                                     cfg.musc.judge_warning_share),
+        "unparsable_verdict": unparsable_verdicts(pairs, rejected),
     }
+
+
+def unparsable_verdicts(pairs: list[dict], rejected: list[Reject]) -> dict:
+    """How many pairs the self-judge filter could not decide were kept (``musc.unparsable_verdict=keep``) and how
+    many dropped."""
+    made = [Pair.from_json(p).provenance for p in pairs]
+    kept = sum(1 for p in made if isinstance(p, MuscCoarseProvenance) and p.judge_filter is not None
+               and undecided(p.judge_filter.verdicts))
+    dropped = sum(1 for r in rejected if r.stage == "filter" and r.reason == UNPARSABLE_VERDICT)
+    return {"kept": kept, "dropped": dropped}
 
 
 def corrupted_typed(w: _Work) -> tuple[TypedConstraint, ...] | None:
@@ -334,6 +366,14 @@ def filter_verdicts(pairs: list[dict], rejects: list[dict]) -> dict:
     return add_counts(*kept, *(r.judge for r in map(Reject.from_json, rejects) if r.stage == "filter"))
 
 
+def generation_unread(cfg: Config) -> dict[str, str]:
+    """Every step decodes with its own ``musc.*`` keys; of ``generation`` only ``top_p`` acts."""
+    return {"n": "every step makes one answer",
+            "temperature": f"set {keys_ending(cfg.musc, 'musc', '_temperature')} instead",
+            "max_new_tokens": f"set {keys_ending(cfg.musc, 'musc', '_max_tokens')} instead",
+            "stop": "set musc.judge_stop instead (the other steps stop where their templates say)"}
+
+
 def roles(cfg: Config) -> list[RoleUse]:
     """The policy makes every call; the filter's judge is ``model.judge`` (the policy unless named)."""
     uses = [RoleUse("policy", (cfg.model.policy,), ("decompose", "rewrite", "recombine", "respond"))]
@@ -347,4 +387,5 @@ def build(models: ModelRoles, cfg: Config) -> MuscCoarse:
     return MuscCoarse(models["policy"], cfg, model_judge(models, cfg) if cfg.musc.self_judge_filter else None)
 
 
-SPEC = Method(METHOD, build=build, sections=("musc",), roles=roles, summarize=summarize)
+SPEC = Method(METHOD, build=build, sections=("musc",), roles=roles, summarize=summarize,
+              generation_unread=generation_unread)

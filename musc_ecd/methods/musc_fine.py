@@ -11,7 +11,8 @@ Steps (METHODS.md §1b), one batched ``generate`` call each per chunk, all by th
   2. ``sample``     N = 4 answers (temperature 0.8)
   3. ``judge``      every (answer, constraint): ``Analysis: … Answer: Yes|No`` at temperature 0.1;
                     Yes = 1, No = 0, unparsable = 0.9 (as released); answer score = the mean
-  4. ``select``     skip instructions whose N answers are all perfect; rejected = the lowest score
+  4. ``select``     skip instructions whose N answers are all perfect (``all_answers_perfect``; where no
+                    constraint was judged at all, ``nothing_judged``); rejected = the lowest score
   5. ``correct``    the policy revises the rejected answer given the constraints it did not pass;
                     empty or unchanged revisions, copies of the correction template's demonstration and
                     revisions keeping less than ``musc_fine.min_revision_kept`` of the answer's words
@@ -38,12 +39,14 @@ from musc_ecd.methods.base import (
     RoleUse,
     judge_uses,
     model_judge,
+    pair_problem,
     seed_typed_constraints,
 )
+from musc_ecd.methods.sampling import keys_ending, step_params
 from musc_ecd.models.generator import Generator, SamplingParams
 from musc_ecd.models.roles import ModelRoles
 from musc_ecd.prompts import load_template
-from musc_ecd.records import JudgedSample, MuscFineProvenance, Pair, Reject, make_pair, pair_problem, provenances
+from musc_ecd.records import JudgedSample, MuscFineProvenance, Pair, Reject, make_pair, provenances
 from musc_ecd.registry import Method
 
 METHOD = "musc_fine"
@@ -144,6 +147,10 @@ class MuscFine(ConstraintPairBuilder):
     def select(self, work: list[_Work]) -> list[_Work]:
         kept = []
         for w in work:
+            if all(by == SKIPPED for judged in w.judged_by for by in judged):
+                self._reject(w, "select", "nothing_judged", f"all {len(w.decomposition.constraints)} constraints "
+                             "are untyped and model.judge_untyped=skip: no answer was judged")
+                continue
             if all(score >= 1.0 for score in w.scores):
                 self._reject(w, "select", "all_answers_perfect", f"{len(w.samples)} samples judged perfect",
                              judge=self._counts(w))
@@ -254,8 +261,19 @@ class MuscFine(ConstraintPairBuilder):
             "judge": (1, o.judge_temperature, o.judge_max_tokens, tuple(o.judge_stop)),
             "correct": (1, o.correct_temperature, o.correct_max_tokens, ()),
         }[stage]
-        return SamplingParams(n=n, temperature=temperature, top_p=self.cfg.generation.top_p,
-                              max_new_tokens=max_tokens, stop=stop, seed=self.cfg.seed)
+        return step_params(self.cfg, generation_unread(self.cfg), n=n, temperature=temperature,
+                           max_new_tokens=max_tokens, stop=stop)
+
+
+def generation_unread(cfg: Config) -> dict[str, str]:
+    """Every step decodes with its own ``musc_fine.*`` keys (decompose: ``musc.*``); of ``generation`` only
+    ``top_p`` acts."""
+    return {"n": "set musc_fine.samples instead (the other steps make one answer)",
+            "temperature": f"set {keys_ending(cfg.musc_fine, 'musc_fine', '_temperature')} or "
+                           "musc.decompose_temperature instead",
+            "max_new_tokens": f"set {keys_ending(cfg.musc_fine, 'musc_fine', '_max_tokens')} or "
+                              "musc.decompose_max_tokens instead",
+            "stop": "set musc_fine.judge_stop instead (the other steps stop where their templates say)"}
 
 
 def roles(cfg: Config) -> list[RoleUse]:
@@ -283,7 +301,7 @@ def every_verdict(pairs: list[dict], rejected: list[Reject]) -> dict:
     return add_counts(verdict_counts(model_verdicts(pairs)), *(r.judge for r in rejected if r.stage in JUDGED_STAGES))
 
 
-def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
+def summarize(pairs: list[dict], rejects: list[dict], cfg: Config) -> dict:
     rejected = [Reject.from_json(r) for r in rejects]
     lost = Counter(r.stage for r in rejected)
     items = len(pairs) + len(rejects)
@@ -298,10 +316,12 @@ def summarize(pairs: list[dict], rejects: list[dict]) -> dict:
         "chosen_source": dict(Counter(p.chosen_source for p in kept)),
         "judge_verdicts": verdict_counts(verdicts),  # on the kept pairs
         "judge": judge_health(every_verdict(pairs, rejected), METHOD, "a larger musc_fine.judge_max_tokens, "
-                              "musc_fine.judge_stop, or a stronger model.judge"),
+                              "musc_fine.judge_stop, or a stronger model.judge", cfg.musc_fine.judge_warning_share),
+        "decompositions_with_repeats": sum(1 for p in kept if p.decomposition.repeats_removed),
         "mean_rejected_score": round(sum(p["difficulty"] for p in pairs) / len(pairs), 4) if pairs else 0.0,
     }
 
 
 SPEC = Method(METHOD, build=build, sections=("musc", "musc_fine"), roles=roles, summarize=summarize,
+              generation_unread=generation_unread,
               negative_instructions=lambda cfg: False)  # a fine pair answers one instruction

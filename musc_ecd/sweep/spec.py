@@ -16,6 +16,7 @@ from typing import Any
 
 from musc_ecd.config import Config, load_config
 from musc_ecd.errors import ConfigError
+from musc_ecd.methods.sampling import check_generation_keys
 
 TOP_KEYS = ("base", "overrides", "grid", "zip", "runs_dir", "share_dir", "executor", "slurm")
 SLURM_KEYS = ("cluster", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes",
@@ -252,6 +253,7 @@ def load_sweep(path: Path) -> Sweep:
         managed = [f"run_dir={run_dir}", f"share_dir={'null' if share_dir is None else share_dir}"]
         try:
             cfg = load_config(base, [*overrides, *run_overrides, *managed])
+            check_generation_keys(cfg, "run")
         except ConfigError as exc:
             raise ConfigError(f"sweep {path}, run '{name}': {exc}") from None
         runs.append(SweepRun(name, run_overrides, run_dir, cfg))

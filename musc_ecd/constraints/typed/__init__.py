@@ -4,6 +4,7 @@
     from_ifeval(ids, kwargs) / to_ifeval(constraints)   IFEval's parallel columns <-> constraints
     corrupt(constraint, "drop" | "substitute" | "negate", rng)
     conflict(a, b) / compatible(constraints)            which constraints can be asked for together
+    statement.states(instruction, constraint, sentence)  does an instruction (still) state it
 
 Coverage: every id of IFEval's registry (``TYPE_IDS``, 25) is registered with phrasings, a check, a
 negation and — except ``punctuation:no_comma``, ``combination:two_responses`` and
