@@ -14,7 +14,7 @@ from musc_ecd.cli import main
 from musc_ecd.store import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+QUICKSTART = str(REPO / "configs" / "musc_full_cpu.yaml")  # full MuSC, every stage
 IFEVAL = REPO.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
 TINY = ["model.policy=tiny", "model.dtype=float32", "generation.backend=hf",
         f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",

@@ -15,7 +15,7 @@ from musc_ecd.errors import ConfigError
 from musc_ecd.sweep import Variant, dotlist_value, expand, load_sweep, run_names, short_keys
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
+QUICKSTART = REPO / "configs" / "musc_full_cpu.yaml"  # full MuSC, every stage
 TINY = ["model.policy=tiny", "model.dtype=float32", "generation.backend=hf", "musc_fine.min_revision_kept=0",
         f"data.seeds={REPO / 'configs/data/seeds.jsonl'}",
         "data.limit=4", "musc.decompose_max_tokens=24", "musc.recombine_max_tokens=16", "musc.rewrite_max_tokens=8",

@@ -41,7 +41,7 @@ from musc_ecd.records.parts import (
     JudgeVerdicts,
     TokenWeights,
 )
-from musc_ecd.records.problems import DEGENERATE_RATIO, PAIR_PROBLEMS, is_degenerate, pair_problem
+from musc_ecd.records.problems import PAIR_PROBLEMS, is_degenerate, pair_problem
 from musc_ecd.records.provenance import (
     PROVENANCES,
     ApcProvenance,
@@ -53,7 +53,7 @@ from musc_ecd.records.provenance import (
 from musc_ecd.records.rejects import Reject
 
 __all__ = [
-    "DEGENERATE_RATIO", "PAIR_PROBLEMS", "PROVENANCES", "SCHEMA_VERSION", "ApcProvenance", "BySide", "ChainRound",
+    "PAIR_PROBLEMS", "PROVENANCES", "SCHEMA_VERSION", "ApcProvenance", "BySide", "ChainRound",
     "CoarseJudgeFilter", "EcdProvenance", "EcdRoles", "ForeignProvenance", "JudgeVerdicts", "JudgedSample",
     "MuscCoarseProvenance", "MuscFineProvenance", "Pair", "Reject", "TokenWeights", "is_degenerate", "make_pair",
     "message_text", "pair_problem", "provenances", "schema_version",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from musc_ecd.degenerate import DEGENERATE_RATIO, is_degenerate  # noqa: F401  (re-exported by records)
+from musc_ecd.degenerate import is_degenerate
 
 PAIR_PROBLEMS = ("empty_chosen", "empty_rejected", "identical_responses", "degenerate_chosen")
 
