@@ -73,17 +73,12 @@ def check_vocabulary(converted: Path, tokenizer) -> None:
 
 
 def eos_ids_of(model_dir: Path, tokenizer) -> list[int]:
-    """The ids that end generation: the model's generation config and the tokenizer's, as the hf backend uses."""
-    ids: set[int] = set()
+    """``generator.eos_ids`` for a model directory, from its generation_config.json (as hf reads it)."""
+    from musc_ecd.models.generator import eos_ids
+
     config_file = model_dir / "generation_config.json"
     configured = json.loads(config_file.read_text()).get("eos_token_id") if config_file.is_file() else None
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured:
-        ids.update(configured)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
+    return eos_ids(configured, tokenizer)
 
 
 def model_context(model_dir: Path) -> int | None:

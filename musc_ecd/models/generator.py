@@ -110,6 +110,15 @@ def make_completion(tokenizer, ids: Sequence[int], ended_by_eos: bool, params: S
     return Completion(text=text, token_ids=tuple(ids), finish_reason=finish)
 
 
+def eos_ids(configured, tokenizer) -> list[int]:
+    """The ids that end generation: the model's generation config's ``eos_token_id`` (an id, a list, or None)
+    and the tokenizer's; every backend stops on the same set."""
+    ids: set[int] = {configured} if isinstance(configured, int) else set(configured or ())
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
 def encode_chat(tokenizer, chat: Chat) -> list[int]:
     """Token ids of a chat with the generation prompt, exactly as the model will see them.
 

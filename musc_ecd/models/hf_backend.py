@@ -13,6 +13,7 @@ from musc_ecd.models.generator import (
     SamplingParams,
     check_prompt_fits,
     encode_chat,
+    eos_ids,
     make_completion,
     sample_seed,
     validate_requests,
@@ -42,7 +43,7 @@ class HFGenerator:
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(getattr(model.generation_config, "eos_token_id", None), tokenizer)
         self.context = getattr(model.config, "max_position_embeddings", None)
 
     @classmethod
@@ -122,14 +123,3 @@ class HFGenerator:
                 return make_completion(self.tokenizer, ids[:position], True, params)
         return make_completion(self.tokenizer, ids, False, params)
 
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids: set[int] = set()
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured:
-        ids.update(configured)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
