@@ -120,7 +120,7 @@ def test_apc_on_tiny_then_staged_training_goes_from_easy_to_hard(tmp_path):
     steps = [m for m in read_jsonl(run_dir / "train" / "metrics.jsonl") if "curriculum/difficulty" in m]
     order = [m["curriculum/difficulty"] for m in steps]
     assert len(order) == json.loads((run_dir / "model" / "train_summary.json").read_text())["global_steps"]
-    assert order == sorted(order) and order[0] == 0.0 and order[-1] == 0.5
+    assert order == sorted(order) and order[0] < order[-1]  # levels 0.0 then 0.5, as ranks among the pairs
 
 
 def test_interrupted_apc_generate_resumes_to_the_same_pairs(tmp_path, monkeypatch):
