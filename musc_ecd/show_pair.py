@@ -3,7 +3,7 @@
 Writes ``RUN_DIR/show-pair-I.html`` — prompt, chosen and rejected, every completion token shaded by its
 weight (white = 0, deep orange = w_max), and beside them the constraints the pair is about (corrupted
 ones for MuSC coarse pairs, violated ones for fine pairs) — and prints the same to a terminal with
-background colours. Tokens are exactly the trainer's (``completion_token_ids``); a pair without weight
+background colours. Tokens are exactly the trainer's (``pair_completion_token_ids``); a pair without weight
 columns is shown with weight 1 everywhere.
 """
 
@@ -22,7 +22,7 @@ from musc_ecd.store import read_jsonl, write_atomic
 def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     """(path of the HTML page, the terminal rendering)."""
     from musc_ecd.models.loading import load_model
-    from musc_ecd.tokens import completion_token_ids
+    from musc_ecd.tokens import pair_completion_token_ids
 
     layout = RunLayout(run_dir)
     source = layout.shown_pairs()
@@ -36,8 +36,8 @@ def show_pair(run_dir: Path, index: int) -> tuple[Path, str]:
     _, tokenizer = load_model(cfg.model.policy, device="cpu")
     w_max = cfg.train.w_max
     sides = {}
-    for side in ("chosen", "rejected"):
-        ids = completion_token_ids(tokenizer, pair["prompt"], pair[side])
+    token_ids = pair_completion_token_ids(tokenizer, pair["prompt"], pair["chosen"], pair["rejected"])
+    for side, ids in zip(("chosen", "rejected"), token_ids, strict=True):
         weights = pair.get(f"{side}_weights") or [1.0] * len(ids)
         sides[side] = [(tokenizer.decode([token]), weight) for token, weight in zip(ids, weights, strict=True)]
     parsed = Pair.from_json(pair)

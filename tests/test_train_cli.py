@@ -279,3 +279,16 @@ def test_pairs_lacking_a_difficulty_train_under_the_random_curriculum(tmp_path):
     with pytest.raises(ConfigError, match="needs a difficulty on every pair"):
         train(load_config(TRAIN_TINY, [f"run_dir={tmp_path / 'staged'}", f"train.pairs={pairs}",
                                        "train.curriculum=staged"]), tmp_path / "staged")
+
+
+def test_resume_passes_over_a_checkpoint_a_kill_cut_short(tmp_path):
+    from musc_ecd.training.run import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "absent") is None
+    for step, complete in ((2, True), (4, True), (6, False)):  # killed while writing checkpoint-6
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")

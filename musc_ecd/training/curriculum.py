@@ -3,7 +3,7 @@
 - ``random``: a fresh permutation each epoch (the plain Trainer's behaviour).
 - ``easy_to_hard``: every epoch goes through its pairs in ascending difficulty, equal difficulties in random
   order; a last, partial epoch (fractional ``num_train_epochs``, or ``max_steps``) goes, ascending, through a
-  random subset of the size the trainer takes, so it too ends on the hardest pairs.
+  random subset of the size the trainer takes, so it too runs from easy to hard.
 - ``staged``: training proceeds level by level: every level gets its share of the samples the whole run
   takes (passes over the level, each shuffled, the last one possibly partial), easiest level first, so the
   run ends on the hardest level and repeats none (APC's staged curriculum). The schedule is cut into epochs

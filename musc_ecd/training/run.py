@@ -1,6 +1,6 @@
 """The ``train`` stage: a pairs artifact in, a trained adapter (or model) and its metrics out.
 
-    RUN_DIR/train/checkpoint-N/   Trainer checkpoints (a rerun resumes from the last one)
+    RUN_DIR/train/checkpoint-N/   Trainer checkpoints (a rerun resumes from the last complete one)
     RUN_DIR/train/metrics.jsonl   one line per logged step (TRL's metrics, weight means, loss, lr)
     RUN_DIR/train/runs/           TensorBoard event files (train.report_to=[tensorboard])
     RUN_DIR/model/                the LoRA adapter (or full model) + tokenizer, loadable with peft/transformers
@@ -285,7 +285,6 @@ def _fit_phase(cfg: Config, phase: Phase, trainer_class: type, rows: list[dict],
     """Load ``base``, train it on ``rows`` with ``trainer_class`` and TRL's config for ``phase`` (LoRA or full,
     resumed from ``work_dir``'s last checkpoint, metrics to ``work_dir/metrics.jsonl``), save it to ``out_dir``."""
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
     from musc_ecd.models.loading import load_model
     from musc_ecd.training.callbacks import MetricsJsonl
@@ -300,7 +299,7 @@ def _fit_phase(cfg: Config, phase: Phase, trainer_class: type, rows: list[dict],
     with reporting_environment(cfg.train.report_to, work_dir):
         trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                 processing_class=tokenizer, peft_config=peft_config)
-        checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+        checkpoint = last_complete_checkpoint(work_dir)
         metrics = MetricsJsonl(work_dir / "metrics.jsonl", resume_step=_checkpoint_step(checkpoint))
         trainer.add_callback(metrics)
         if checkpoint:
@@ -309,11 +308,12 @@ def _fit_phase(cfg: Config, phase: Phase, trainer_class: type, rows: list[dict],
         try:
             result = trainer.train(resume_from_checkpoint=checkpoint)
         except NonFiniteLossError as exc:
-            last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+            last = last_complete_checkpoint(work_dir)
             raise TrainingDivergedError(f"{exc} Last good checkpoint: {last or 'none saved yet'}") from None
         seconds = time.perf_counter() - started
-    trainer.save_model(str(out_dir))  # the adapter (LoRA) or the full model, plus the tokenizer
-    tokenizer.save_pretrained(str(out_dir))
+    trainer.save_model(str(out_dir))  # the adapter (LoRA) or the full model (by the main process)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out_dir))
     return _Fitted(trainer, result, checkpoint, seconds, bool(args.bf16), str(model.dtype).split(".")[-1],
                    metrics.last)
 
@@ -335,6 +335,18 @@ def lora_config(cfg: Config):
     lora = cfg.train.lora
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                       target_modules=lora.target_modules, task_type="CAUSAL_LM")
+
+
+def last_complete_checkpoint(work_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``work_dir`` that was written to the end, or None.
+
+    transformers writes a checkpoint in place, its ``trainer_state.json`` last; a run killed while writing one
+    leaves it without that file, and resuming from it would fail, so such a checkpoint is passed over."""
+    if not work_dir.is_dir():
+        return None
+    steps = [int(path.name.split("-", 1)[1]) for path in work_dir.glob("checkpoint-*")
+             if path.name.split("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file()]
+    return str(work_dir / f"checkpoint-{max(steps)}") if steps else None
 
 
 def _checkpoint_step(checkpoint: str | None) -> int | None:

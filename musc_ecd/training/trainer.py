@@ -104,7 +104,8 @@ class TokenWeightedDPOConfig(DPOConfig):
                           "several pairs packed per row: auto | on | off. auto = on where supported (SDPA or eager "
                           "attention, keep_start truncation, no prompt-learning adapter, the trainer's collator) "
                           "and measured faster (CPU); otherwise TRL's layout, with the reason logged. on = an "
-                          "error where unsupported. Same loss, metrics and gradients as off."},
+                          "error where unsupported. Same loss, metrics and gradients as off (in float32; under "
+                          "bf16 autocast, to within bf16's own error: see training/prefix_sharing.py)."},
     )
 
     def __post_init__(self):
@@ -322,12 +323,7 @@ class TokenWeightedDPOTrainer(DPOTrainer):
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
             self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(outputs.aux_loss).mean().item())
-        if not torch.isfinite(loss.detach()).all():  # a sync point, once per step: cheap next to the step
-            raise NonFiniteLossError(
-                f"the loss became {loss.item()} at step {self.state.global_step}; training stopped before the "
-                f"optimizer step, so the last saved checkpoint in {self.args.output_dir} is still good. "
-                "Lower the learning rate or check the token weights."
-            )
+        self._stop_if_not_finite(loss)
 
         self._log_trl_metrics(mode, inputs, outputs, mask, chosen_logps, rejected_logps, chosen_logratios,
                               rejected_logratios)
@@ -346,6 +342,24 @@ class TokenWeightedDPOTrainer(DPOTrainer):
                 outputs = model(**model_kwargs)
             return loss, outputs
         return loss
+
+    def _stop_if_not_finite(self, loss: torch.Tensor) -> None:
+        """Raise ``NonFiniteLossError`` on every process when the loss is NaN or infinite on any of them.
+
+        A collective: one all-reduce of a flag per micro-step (a sync point, cheap next to the step), before
+        backward, so all processes stop at the same step; a process stopping alone would leave the others
+        waiting in the gradient all-reduce."""
+        here = not bool(torch.isfinite(loss.detach()).all())
+        flag = torch.tensor([float(here)], device=loss.device)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        if flag.item() > 0:
+            what = loss.item() if here else "non-finite on another process"
+            raise NonFiniteLossError(
+                f"the loss became {what} at step {self.state.global_step}; training stopped before the optimizer "
+                f"step, so the last saved checkpoint in {self.args.output_dir} is still good. Lower the learning "
+                "rate or check the token weights."
+            )
 
     def compute_ref_log_probs(self, model, inputs):
         """(Σ_t w_t·log π_ref over chosen, over rejected) for one padded batch: TRL's precompute pass."""
