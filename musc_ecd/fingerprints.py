@@ -114,6 +114,10 @@ def _ct2_quantized(cfg: Config) -> bool:
     return cfg.generation.ct2.compute_type != "auto"
 
 
+def _openvino_compressed(cfg: Config) -> bool:
+    return cfg.generation.openvino.weight_format != "auto"
+
+
 _COMPUTED = "how training computes: the same loss, but not bit for bit, so the trained weights differ"
 
 KEYED_BY: dict[str, Keys] = {
@@ -147,6 +151,13 @@ KEYED_BY: dict[str, Keys] = {
                                         only_if={a: _ct2_quantized for a in _DECODING}),
     "generation.ct2.max_batch_size": excluded("how rows are batched: the same greedy text either way"),
     "generation.ct2.threads": excluded("the engine's parallelism"),
+    "generation.openvino.weight_format": keys(*_DECODING, why="int8 weights are another model (answers can differ); "
+                                                              "left out at auto, so keys made before OpenVINO hold",
+                                              only_if={a: _openvino_compressed for a in _DECODING}),
+    "generation.openvino.max_num_seqs": excluded("how rows are batched: the same greedy text either way"),
+    "generation.openvino.kv_cache_gb": excluded("the engine's memory"),
+    "generation.openvino.threads": excluded("the engine's parallelism"),
+    "generation.openvino.exporter": excluded("which program exports the model; its versions key the export itself"),
     "data.seeds": keys(GENERATE_SHARE, ANSWERS,
                        why="where the seeds are: the pairs key each seed by its content (ID@CONTENT) instead; a "
                            "shared entry's name keeps it; respond answers the seeds when data.prompts is unset"),
@@ -287,6 +298,9 @@ def _generation(tree: dict) -> dict:
     ct2 = {k: v for k, v in kept.pop("ct2").items() if k not in CT2_ENGINE_ONLY}
     if ct2 != {"compute_type": "auto"}:  # left out at its default, so keys made before ct2 existed still hold
         kept["ct2"] = ct2
+    openvino = {k: v for k, v in kept.pop("openvino").items() if k == "weight_format"}
+    if openvino != {"weight_format": "auto"}:  # likewise for OpenVINO
+        kept["openvino"] = openvino
     return kept
 
 

@@ -164,8 +164,9 @@ def test_the_generate_share_key_is_the_one_older_sweeps_named_their_entries_by()
         tree = to_dict(cfg)
         older = {name: tree[name] for name in ("seed", "method", "model", "generation", "data",
                                                 *get_method(cfg.method).sections)}
-        # ("ct2" did not exist then; at its default it is left out of the key)
-        older["generation"] = {k: v for k, v in older["generation"].items() if k not in ("batch_size", "vllm", "ct2")}
+        # ("ct2" and "openvino" did not exist then; at their defaults they are left out of the key)
+        older["generation"] = {k: v for k, v in older["generation"].items()
+                               if k not in ("batch_size", "vllm", "ct2", "openvino")}
         assert generate_share_key(cfg) == digest(older)
 
 

@@ -80,9 +80,14 @@ def test_engine_record_names_backend_reason_and_precision(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    monkeypatch.setattr(backend_choice, "openvino_usable", lambda: True)
+    record = backend_choice.engine_record(load_config(None, []))
+    assert record == {"requested": "auto", "backend": "openvino", "reason": "CPU without native bf16",
+                      "weight_format": "fp32", "dtype": "float32"}
+    monkeypatch.setattr(backend_choice, "openvino_usable", lambda: False)
     monkeypatch.setattr(backend_choice, "installed", lambda module: module == "ctranslate2")
     record = backend_choice.engine_record(load_config(None, []))
-    assert record == {"requested": "auto", "backend": "ct2", "reason": "CPU without native bf16",
+    assert record == {"requested": "auto", "backend": "ct2", "reason": "CPU without native bf16, OpenVINO not usable",
                       "compute_type": "float32"}
     record = backend_choice.engine_record(load_config(None, ["generation.backend=hf", "model.dtype=float32"]))
     assert record == {"requested": "hf", "backend": "hf", "reason": "asked for", "dtype": "float32"}

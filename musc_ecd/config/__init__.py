@@ -15,13 +15,13 @@ from musc_ecd.config.evaluation import EvalConfig
 from musc_ecd.config.keys import save_config, to_dict, to_yaml
 from musc_ecd.config.loader import from_dict, load_config
 from musc_ecd.config.methods import ApcConfig, EcdConfig, MuscCoarseConfig, MuscFineConfig
-from musc_ecd.config.models import CT2Config, GenerationConfig, ModelConfig, VLLMConfig
+from musc_ecd.config.models import CT2Config, GenerationConfig, ModelConfig, OpenVINOConfig, VLLMConfig
 from musc_ecd.config.schema import Config
 from musc_ecd.config.training import LoraSettings, TrainConfig
 
 __all__ = [
     "EVAL_SETS", "EVOLUTION_CATEGORIES", "LOSSES", "REPORT_TO", "ApcConfig", "CT2Config", "Config", "DataConfig",
     "EcdConfig", "EvalConfig", "GenerationConfig", "LoraSettings", "ModelConfig", "MuscCoarseConfig",
-    "MuscFineConfig", "StoreConfig", "TrainConfig", "VLLMConfig", "from_dict", "load_config", "save_config",
+    "MuscFineConfig", "OpenVINOConfig", "StoreConfig", "TrainConfig", "VLLMConfig", "from_dict", "load_config", "save_config",
     "to_dict", "to_yaml",
 ]

@@ -4,9 +4,11 @@ registries that act on a choice (weight schemes, curricula, ECD's taxonomy, loss
 A leaf module (it imports nothing), so data building, training and evaluation can share it.
 """
 
-BACKENDS = ("auto", "hf", "vllm", "ct2")
+BACKENDS = ("auto", "hf", "vllm", "ct2", "openvino")
 CT2_COMPUTE_TYPES = ("auto", "float32", "int8", "int8_float32")
 """CTranslate2 on CPU: float32, or int8 weights (``auto``: ``models.backend_choice``'s table)."""
+OPENVINO_WEIGHT_FORMATS = ("auto", "fp32", "int8")
+"""OpenVINO weights: as computed (``auto``: ``models.backend_choice``'s table), or int8-compressed."""
 DTYPES = ("auto", "bfloat16", "float32", "float16")
 JUDGE_UNTYPED = ("policy", "skip")
 """With ``model.judge=checkers``: who judges the untyped constraints (the policy, or nobody)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from musc_ecd.config.choices import BACKENDS, CT2_COMPUTE_TYPES, DTYPES, JUDGE_UNTYPED
+from musc_ecd.config.choices import BACKENDS, CT2_COMPUTE_TYPES, DTYPES, JUDGE_UNTYPED, OPENVINO_WEIGHT_FORMATS
 from musc_ecd.config.validate import check
 
 
@@ -76,6 +76,29 @@ class CT2Config:
 
 
 @dataclass
+class OpenVINOConfig:
+    """Options of the OpenVINO backend (ignored by the others)."""
+
+    weight_format: Literal[OPENVINO_WEIGHT_FORMATS] = "auto"
+    """``auto`` = the weights as computed (``model.dtype``). ``int8`` compresses them: another model whose answers
+    can differ (docs/backends.md), so it keys pairs and answers like a model change."""
+    max_num_seqs: int = 32
+    """Sequences decoded together by the continuous batch (benchmarks/generation.py measured batch 16 to 64)."""
+    kv_cache_gb: float = 2.0
+    """Memory the engine reserves for the KV cache, in GB (whole numbers; more sequences than fit wait)."""
+    threads: int = 0
+    """Inference threads; 0 = the engine's default (the cores it may use)."""
+    exporter: str | None = None
+    """Path to optimum-intel's ``optimum-cli``; None = ``$MUSC_ECD_OPENVINO_EXPORTER``, else the
+    ``.venv-openvino-export`` that ``scripts/env.sh`` builds beside the project's environment."""
+
+    def __post_init__(self) -> None:
+        check(self.max_num_seqs >= 1, "generation.openvino.max_num_seqs", self.max_num_seqs, "an integer >= 1")
+        check(self.kv_cache_gb >= 1, "generation.openvino.kv_cache_gb", self.kv_cache_gb, "a number >= 1")
+        check(self.threads >= 0, "generation.openvino.threads", self.threads, "an integer >= 0")
+
+
+@dataclass
 class GenerationConfig:
     """How text is generated. The same semantics in every backend.
 
@@ -85,9 +108,10 @@ class GenerationConfig:
     refuse a key set away from its default that nothing of theirs reads."""
 
     backend: Literal[BACKENDS] = "auto"
-    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``ct2`` (CTranslate2, CPU), or ``auto``: per
-    machine, from the table in ``musc_ecd/models/backend_choice.py`` (GPU or CPU with native bf16: vLLM if
-    installed, else hf; CPU without native bf16: ct2). The choice is logged and recorded in summaries."""
+    """``hf`` (transformers), ``vllm`` (offline ``vllm.LLM``), ``ct2`` (CTranslate2, CPU), ``openvino`` (OpenVINO
+    GenAI, CPU), or ``auto``: per machine, from the table in ``musc_ecd/models/backend_choice.py`` (GPU: vLLM if
+    installed, else hf; CPU with native bf16: hf; CPU without: openvino, else ct2). The choice is logged and
+    recorded in summaries."""
     temperature: float = 0.0
     """Sampling temperature; 0 = greedy."""
     top_p: float = 1.0
@@ -101,6 +125,7 @@ class GenerationConfig:
     """hf backend: rows per forward batch (requests are sorted by length and bucketed)."""
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     ct2: CT2Config = field(default_factory=CT2Config)
+    openvino: OpenVINOConfig = field(default_factory=OpenVINOConfig)
 
     def __post_init__(self) -> None:
         check(self.temperature >= 0, "generation.temperature", self.temperature, "a number >= 0")

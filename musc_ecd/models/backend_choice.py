@@ -1,17 +1,20 @@
 """Which backend ``generation.backend=auto`` runs, and in which precision: one table, decided per machine.
 
-| machine                                   | backend                               | precision                      |
-|-------------------------------------------|---------------------------------------|--------------------------------|
-| CUDA GPU                                  | vllm if installed, else hf            | bf16 where the GPU has it      |
-| CPU with native bf16 (AVX-512-BF16 / AMX) | hf                                    | bf16                           |
-| CPU without native bf16 (e.g. AVX2 only)  | ct2 if installed, else vllm, else hf  | fp32 (ct2: ``float32``)        |
+| machine                                   | backend                                          | precision    |
+|-------------------------------------------|--------------------------------------------------|--------------|
+| CUDA GPU                                  | vllm if installed, else hf                       | bf16 if any  |
+| CPU with native bf16 (AVX-512-BF16 / AMX) | hf                                               | bf16         |
+| CPU without native bf16 (e.g. AVX2 only)  | openvino if usable, else ct2, else vllm, else hf | fp32         |
 
-Why: on a 2-core AMD Zen 3 (AVX2, no AVX-512) CTranslate2 in float32 decoded fastest of every engine measured,
-with greedy answers equal to transformers' (benchmarks/README.md, ``benchmarks/results/generation.json``). On
-a Sapphire Rapids with native bf16, transformers in bf16 decoded 206 tokens/s at batch 16 and the vLLM CPU
-build 1.33x that, after a ~21 s engine start that every stage pays again, so hf stays the choice there;
-CTranslate2 (no bf16 on CPU) has not been measured on such a CPU. int8 is never chosen by ``auto``: it
-changes the model's answers (docs/backends.md has the IFEval comparison); ask for it with
+"usable": openvino-genai installed and its exporter found (``conversion.openvino_exporter``).
+
+Why: on a 2-core AMD Zen 3 (AVX2, no AVX-512) OpenVINO GenAI's continuous batching in float32 (KV cache too)
+decoded fastest of every engine measured, CTranslate2 second, both with greedy answers equal to transformers'
+(benchmarks/README.md, ``benchmarks/results/generation.json``). On a Sapphire Rapids with native bf16,
+transformers in bf16 decoded 206 tokens/s at batch 16 and the vLLM CPU build 1.33x that, after a ~21 s engine
+start that every stage pays again, so hf stays the choice there; OpenVINO and CTranslate2 have not been
+measured on such a CPU. int8 weights are never chosen by ``auto``: they change the model's answers
+(docs/backends.md has the IFEval comparison); ask for them with ``generation.openvino.weight_format=int8`` or
 ``generation.ct2.compute_type=int8``.
 
 The choice is logged once per process and recorded by the stages beside the dtype (``engine_record``).
@@ -32,6 +35,7 @@ BACKEND_MODULES = {
     "hf": "musc_ecd.models.hf_backend:HFGenerator",
     "vllm": "musc_ecd.models.vllm_backend:VLLMGenerator",
     "ct2": "musc_ecd.models.ct2_backend:CT2Generator",
+    "openvino": "musc_ecd.models.openvino_backend:OpenVINOGenerator",
 }
 """Import paths, so that importing musc_ecd never imports an engine."""
 
@@ -54,6 +58,24 @@ def ct2_installed() -> bool:
     return installed("ctranslate2")
 
 
+def openvino_installed() -> bool:
+    return installed("openvino_genai")
+
+
+def openvino_usable() -> bool:
+    """openvino-genai importable and an exporter found: what ``auto`` needs to pick the OpenVINO backend."""
+    from musc_ecd.errors import BackendUnavailableError
+    from musc_ecd.models.conversion import openvino_exporter
+
+    if not openvino_installed():
+        return False
+    try:
+        openvino_exporter(None)
+    except BackendUnavailableError:
+        return False
+    return True
+
+
 def choose_backend(requested: str) -> BackendChoice:
     """The backend ``requested`` means on this machine (the table in the module docstring)."""
     if requested != "auto":
@@ -69,13 +91,16 @@ def choose_backend(requested: str) -> BackendChoice:
         return _first(("vllm", "CUDA GPU"), ("hf", "CUDA GPU, vLLM not installed"))
     if native_bf16("cpu"):
         return BackendChoice("hf", "CPU with native bf16")
-    return _first(("ct2", "CPU without native bf16"), ("vllm", "CPU without native bf16, ctranslate2 not installed"),
-                  ("hf", "CPU without native bf16, neither ctranslate2 nor vLLM installed"))
+    return _first(("openvino", "CPU without native bf16"),
+                  ("ct2", "CPU without native bf16, OpenVINO not usable"),
+                  ("vllm", "CPU without native bf16, neither OpenVINO nor ctranslate2 usable"),
+                  ("hf", "CPU without native bf16, none of OpenVINO, ctranslate2, vLLM usable"))
 
 
 def _first(*options: tuple[str, str]) -> BackendChoice:
+    usable = {"hf": lambda: True, "vllm": vllm_installed, "ct2": ct2_installed, "openvino": openvino_usable}
     for backend, reason in options:
-        if backend == "hf" or installed({"vllm": "vllm", "ct2": "ctranslate2"}[backend]):
+        if usable[backend]():
             return BackendChoice(backend, reason)
     raise AssertionError("hf is always available")
 
@@ -106,6 +131,12 @@ def ct2_compute_type(cfg) -> str:
     return "float32" if chosen == "auto" else chosen
 
 
+def openvino_weight_format(cfg) -> str:
+    """OpenVINO's weight format: ``generation.openvino.weight_format``, ``auto`` = the weights as computed."""
+    chosen = cfg.generation.openvino.weight_format  # int8 only when asked (see the module docstring)
+    return "fp32" if chosen == "auto" else chosen
+
+
 def engine_record(cfg) -> dict:
     """What a stage records beside the dtype: the backend that ran, why, and the precision it ran in."""
     from musc_ecd.models.precision import resolve_dtype
@@ -115,5 +146,7 @@ def engine_record(cfg) -> dict:
     if choice.backend == "ct2":
         record["compute_type"] = ct2_compute_type(cfg)
     else:
+        if choice.backend == "openvino":
+            record["weight_format"] = openvino_weight_format(cfg)
         record["dtype"] = resolve_dtype(cfg.model.dtype)
     return record
