@@ -22,6 +22,6 @@ from musc_ecd.config.training import LoraSettings, TrainConfig
 __all__ = [
     "EVAL_SETS", "EVOLUTION_CATEGORIES", "LOSSES", "REPORT_TO", "ApcConfig", "CT2Config", "Config", "DataConfig",
     "EcdConfig", "EvalConfig", "GenerationConfig", "LoraSettings", "ModelConfig", "MuscCoarseConfig",
-    "MuscFineConfig", "OpenVINOConfig", "StoreConfig", "TrainConfig", "VLLMConfig", "from_dict", "load_config", "save_config",
-    "to_dict", "to_yaml",
+    "MuscFineConfig", "OpenVINOConfig", "StoreConfig", "TrainConfig", "VLLMConfig", "from_dict", "load_config",
+    "save_config", "to_dict", "to_yaml",
 ]
