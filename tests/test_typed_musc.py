@@ -95,9 +95,13 @@ def test_fine_scores_typed_constraints_by_code(tmp_path):
     assert len(judged) == 4 * 2  # the model judged only the untyped constraints
     assert meta["models"]["judge"] == "checkers"
     judged.clear()
-    (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, policy(answer=answers, judge_log=judged),
+    decomposed = []  # with the untyped constraints judged by nobody, the policy is not asked to list them
+    (pair,), _ = _run(musc_fine, "musc_fine", tmp_path, policy(answer=answers, judge_log=judged, decomposed=decomposed),
                       "model.judge=checkers", "model.judge_untyped=skip")
-    assert judged == [] and pair["meta"]["samples"][0]["judged_by"] == ["skipped", "skipped", "code"]
+    assert judged == [] and decomposed == [] and pair["meta"]["samples"][0]["judged_by"] == ["code"]
+    assert pair["meta"]["decomposition"] == {"constraints": [TYPED_TEXT], "input": None, "source": "seed",
+                                             "repeats_removed": 0}
+    assert pair["meta"]["rejected_sample"] == 1 and pair["meta"]["violated_constraints"] == [TYPED_TEXT]
 
 
 UPPER = LOWER.upper()

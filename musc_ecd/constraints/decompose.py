@@ -19,7 +19,9 @@ from typing import Literal
 
 from musc_ecd.prompts import load_template
 
-Source = Literal["parsed", "spacy_fallback"]
+Source = Literal["parsed", "spacy_fallback", "seed"]
+"""How the list was made: the model's answer parsed, spaCy's sentences when it could not be, or a verifiable seed's
+typed constraints alone (MuSC fine judged by code with ``model.judge_untyped=skip``: nobody asks the model)."""
 
 _ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.):]|\d{1,2}\s*[-–]|[-*•]|constraint\s*\d{1,2}\s*[:.)-])\s*(?P<text>\S.*)$",
                    re.IGNORECASE)

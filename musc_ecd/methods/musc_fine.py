@@ -32,7 +32,7 @@ from musc_ecd.config import Config
 from musc_ecd.constraints.correct import correct_request, kept_share, parse_revision
 from musc_ecd.constraints.decompose import Decomposition
 from musc_ecd.constraints.judge import add_counts, judge_health, judge_request, parse_verdict, verdict_counts
-from musc_ecd.constraints.seeded import CHECKERS, code_verdicts
+from musc_ecd.constraints.seeded import CHECKERS, code_verdicts, seed_constraints
 from musc_ecd.items import Item
 from musc_ecd.methods.base import (
     ConstraintPairBuilder,
@@ -108,6 +108,25 @@ class MuscFine(ConstraintPairBuilder):
         if self.code_judge:
             work = self.verify(work)
         return [self.pair(w).to_json() for w in work], [r.to_json() for r in self.rejects]
+
+    def decompose(self, work: list[_Work]) -> list[_Work]:
+        """As every builder decomposes (``ConstraintPairBuilder.decompose``), except where nobody would read the
+        model's list: judged by code with ``model.judge_untyped=skip``, a verifiable seed's constraints are its
+        typed ones, and the policy is not asked to decompose it (its untyped constraints would be judged by no
+        one, and correction names only violated ones). ``musc.min_constraints`` gates the model's lists; a seed's
+        own list is not checked against it: one typed constraint is enough for code to decide a label."""
+        if not (self.code_judge and self.judge_generator is None):
+            return super().decompose(work)
+        asked = {id(w) for w in super().decompose([w for w in work if seed_constraints(w.item) is None])}
+        kept = []
+        for w in work:
+            seed = seed_constraints(w.item)
+            if seed is not None:
+                w.decomposition = Decomposition(seed.texts, None, "seed")
+                w.typed_at = dict(enumerate(seed.typed))
+            if seed is not None or id(w) in asked:
+                kept.append(w)
+        return kept
 
     def sample(self, work: list[_Work]) -> list[_Work]:
         outputs = self.generator.generate([[{"role": "user", "content": w.item.prompt}] for w in work],
