@@ -1,10 +1,12 @@
-"""What this CPU is and what its fp32 matmuls allow: the denominator of every "share of the roofline" figure.
+"""What this CPU is and what it allows in fp32: the denominator of every "share of the roofline" figure.
 
-The roofline of a decode step is the time its matmuls take at the rate this machine's torch (MKL/oneDNN)
-reaches for those exact shapes, measured here, not taken from a datasheet. Attention, norms, sampling and
-framework overhead are left out, so no engine can exceed it; small batches are bounded by weight reads,
-which the measured small-row rates include only in part (a repeated matmul finds its weights in cache), so
-the roofline is optimistic there.
+Two rates are measured here, not taken from a datasheet: the machine's fp32 **peak**, the best rate any
+library installed here reaches on a large square matmul (torch's MKL/oneDNN, and OpenVINO's CPU plugin when
+installed: on a 2-core Zen 3 OpenVINO's kernels beat torch's, so torch alone understated the machine), and
+its **memory bandwidth**, streaming a buffer far larger than the caches. A decode step of B rows must do
+B x (the model's linear FLOPs per token) at no more than the peak, and read every weight once at no more than
+the bandwidth; the roofline is B tokens per the longer of the two times. Attention, the KV cache's reads,
+norms, sampling and framework overhead are left out, so no engine can exceed it.
 """
 
 from __future__ import annotations
@@ -47,16 +49,54 @@ def cpu_info() -> dict:
 
 
 def matmul_gflops(rows: int, inner: int, cols: int, seconds: float = 0.4) -> float:
-    """fp32 GFLOP/s of a (rows x inner) @ (inner x cols) product, repeated for about ``seconds``."""
+    """torch's fp32 GFLOP/s on a (rows x inner) @ (inner x cols) product, repeated for about ``seconds``."""
     import torch
 
     a, b = torch.randn(rows, inner), torch.randn(inner, cols)
-    a @ b
+    return _rate(lambda: a @ b, 2 * rows * inner * cols, seconds) / 1e9
+
+
+def openvino_matmul_gflops(size: int, seconds: float = 0.4) -> float | None:
+    """OpenVINO's CPU plugin's fp32 GFLOP/s on a (size x size) @ (size x size) product; None if not installed."""
+    try:
+        import numpy as np
+        import openvino as ov
+        import openvino.opset13 as ops
+    except ImportError:
+        return None
+    left = ops.parameter([size, size], np.float32)
+    right = ops.constant(np.random.default_rng(0).standard_normal((size, size), dtype=np.float32))
+    compiled = ov.Core().compile_model(ov.Model([ops.matmul(left, right, False, False)], [left]), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    request, data = compiled.create_infer_request(), np.random.default_rng(1).standard_normal((size, size),
+                                                                                              dtype=np.float32)
+    return _rate(lambda: request.infer([data]), 2 * size ** 3, seconds) / 1e9
+
+
+def peak_gflops(size: int = 2048) -> dict:
+    """The best fp32 rate measured on a large square matmul, and what each library reached."""
+    measured = {"torch": round(matmul_gflops(size, size, size), 1)}
+    openvino = openvino_matmul_gflops(size)
+    if openvino is not None:
+        measured["openvino"] = round(openvino, 1)
+    return {"gflops": max(measured.values()), "by_library": measured, "matmul_size": size}
+
+
+def memory_gbs(megabytes: int = 1024, seconds: float = 0.6) -> float:
+    """GB/s read by summing a buffer of ``megabytes`` (far beyond the caches) with every torch thread."""
+    import torch
+
+    buffer = torch.ones(megabytes * 2 ** 20 // 4)
+    return _rate(lambda: buffer.sum(), buffer.numel() * 4, seconds) / 1e9
+
+
+def _rate(work, units: float, seconds: float) -> float:
+    work()  # warm up: kernels chosen, pages touched
     count, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds or count < 3:
-        a @ b
+        work()
         count += 1
-    return 2 * rows * inner * cols * count / elapsed / 1e9
+    return units * count / elapsed
 
 
 def model_linear_shapes(config: dict) -> list[tuple[int, int, int]]:
@@ -70,15 +110,32 @@ def model_linear_shapes(config: dict) -> list[tuple[int, int, int]]:
             (hidden, inter, 2 * layers), (inter, hidden, layers), (hidden, config["vocab_size"], 1)]
 
 
-def decode_roofline(config: dict, batch: int) -> dict:
-    """Tokens/s a decode step of ``batch`` rows reaches if every matmul ran at its measured fp32 rate."""
-    seconds, flops = 0.0, 0.0
-    for inner, cols, times in model_linear_shapes(config):
-        rate = matmul_gflops(batch, inner, cols)
-        seconds += times * 2 * batch * inner * cols / (rate * 1e9)
-        flops += times * 2 * inner * cols
-    return {"batch": batch, "tokens_per_s": round(batch / seconds, 1), "gflop_per_token": round(flops / 1e9, 3),
-            "effective_gflops": round(flops * batch / seconds / 1e9, 1)}
+def machine_rates() -> dict:
+    """The two measured rates every roofline here divides by (measure once per benchmark run)."""
+    return {"peak": peak_gflops(), "memory_gbs": round(memory_gbs(), 1)}
+
+
+def decode_roofline(config: dict, batch: int, rates: dict) -> dict:
+    """Tokens/s a decode step of ``batch`` rows cannot exceed: its linear FLOPs at the peak, or its fp32
+    weights read once at the memory bandwidth, whichever takes longer."""
+    flops_per_token = sum(times * 2 * inner * cols for inner, cols, times in model_linear_shapes(config))
+    weight_bytes = 4 * sum(times * inner * cols for inner, cols, times in model_linear_shapes(config))
+    compute_s = batch * flops_per_token / (rates["peak"]["gflops"] * 1e9)
+    memory_s = weight_bytes / (rates["memory_gbs"] * 1e9)
+    return {"batch": batch, "tokens_per_s": round(batch / max(compute_s, memory_s), 1),
+            "bound": "compute" if compute_s >= memory_s else "memory",
+            "gflop_per_token": round(flops_per_token / 1e9, 3), "weight_mb": round(weight_bytes / 1e6, 1)}
+
+
+def training_roofline(config: dict, rates: dict) -> dict:
+    """Tokens/s a LoRA preference step cannot exceed: about 6 x the linear parameters in FLOPs a token (the
+    policy's forward 2P and backward 2P — activation gradients through frozen weights; LoRA's own are small —
+    and the reference's forward 2P), at the measured fp32 peak."""
+    flops_per_token = 3 * sum(times * 2 * inner * cols for inner, cols, times in model_linear_shapes(config))
+    return {"tokens_per_s": round(rates["peak"]["gflops"] * 1e9 / flops_per_token, 1),
+            "gflop_per_token": round(flops_per_token / 1e9, 3),
+            "basis": f"6 x linear parameters FLOPs a token at the measured fp32 peak "
+                     f"({rates['peak']['gflops']} GFLOP/s)"}
 
 
 def model_config(model_dir: Path) -> dict:

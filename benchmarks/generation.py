@@ -2,22 +2,23 @@
 
     python benchmarks/generation.py                                  # every engine and precision installed
     python benchmarks/generation.py --engines ct2,hf --precisions fp32 --batches 16,64
-    python benchmarks/generation.py --openvino-python /path/to/ov-venv/bin/python   # + OpenVINO (see below)
 
 The same prompts for every row: IFEval's first 64 (the first 256 for batch 256), with the model's chat
 template, greedy, ``--max-new-tokens`` (256) new tokens. Each engine and precision runs in its own process,
 so its peak RSS is its own (``os.wait4``). Per row: generated tokens/s (generated tokens / wall seconds of
 the generate calls), prompt tokens/s (the same prompts with one new token: prefill), engine start (load of an
 already converted model), conversion time (once per model; cached afterwards by the backend), peak RSS, and
-the share of the decode roofline at that batch (``cpu_roofline.py``: this CPU's measured fp32 matmul rate at
-the model's shapes). Faithfulness: per fp32 engine, the share of the first 64 prompts whose first 128 answer
-tokens equal transformers' fp32 ones; per int8 row, the same against that engine's fp32.
+the share of the decode roofline at that batch (``cpu_roofline.py``: the model's linear FLOPs at this CPU's
+measured fp32 peak, or its weights read at the measured memory bandwidth, whichever is slower).
+Faithfulness: per fp32 engine, the share of the first 64 prompts whose first 128 answer tokens equal
+transformers' fp32 ones; per int8 row, the same against that engine's fp32.
 
 int8 per engine: transformers = torch dynamic int8 quantization of every Linear; CTranslate2 = ``int8``;
 OpenVINO = ``--weight-format int8``; the vLLM CPU build has no int8 for an unquantized checkpoint (skipped).
-OpenVINO runs from its own environment, since its exporter (optimum-intel 2.2) needs transformers < 5.6 and
-this project pins 5.19: ``bash benchmarks/openvino_env.sh`` makes it. Results are merged into
-benchmarks/results/generation.json under ``engines/MODEL/CPU-CAPABILITY``, with the CPU's model and flags.
+CTranslate2 and OpenVINO run through the project's backends (``generation.backend=ct2|openvino``), so a row is
+what a run gets, conversion into a fresh cache included; OpenVINO's exporter is the environment that
+``scripts/env.sh`` builds. Results are merged into benchmarks/results/generation.json under
+``engines/MODEL/CPU-CAPABILITY``, with the CPU's model and flags.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ IFEVAL = HERE.parents[1] / "shared" / "data" / "ifeval" / "input_data.jsonl"
 ENGINES = ("hf", "ct2", "vllm", "openvino")
 PRECISIONS = ("fp32", "int8")
 FAITHFUL_PROMPTS, FAITHFUL_TOKENS = 64, 128
+BATCH_KEY = {"ct2": "max_batch_size", "openvino": "max_num_seqs"}
+"""The converted engines, and the ``generation.<engine>`` key that sets how many rows decode together."""
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Workers: one engine at one precision, in its own process. The OpenVINO worker imports nothing of musc_ecd.
+# Workers: one engine at one precision, in its own process.
 
 
 def _timed_rows(generate, prompts: list, batches: list[int], counts: dict, max_new_tokens: int) -> dict:
@@ -71,6 +74,8 @@ def _project_worker(engine: str, precision: str, spec: dict) -> dict:
     overrides = ["model.dtype=float32", f"generation.backend={engine}", "generation.vllm.max_model_len=2048"]
     if engine == "ct2":
         overrides.append(f"generation.ct2.compute_type={'float32' if precision == 'fp32' else 'int8'}")
+    if engine == "openvino":
+        overrides.append(f"generation.openvino.weight_format={precision}")
     timings = {}
     if engine == "hf":
         import torch
@@ -88,27 +93,30 @@ def _project_worker(engine: str, precision: str, spec: dict) -> dict:
 
         def build(batch):
             return HFGenerator(model, tokenizer, spec["model"], batch_size=batch, show_progress=False)
-    elif engine == "ct2":
-        os.environ["MUSC_ECD_CACHE"] = tempfile.mkdtemp(prefix="bench-ct2-")  # a conversion to time
+    elif engine in BATCH_KEY:  # a converted engine: the first build converts into a fresh cache, the second loads
+        os.environ["MUSC_ECD_CACHE"] = tempfile.mkdtemp(prefix=f"bench-{engine}-")
         for name in ("models",):  # the source model itself is not reconverted: link the project's cache
             (Path(os.environ["MUSC_ECD_CACHE"]) / name).symlink_to(Path(spec["cache"]) / name)
         cfg = load_config(None, overrides)
         started = time.perf_counter()
-        create_generator(spec["model"], cfg)
+        create_generator(spec["model"], cfg).close()
         first = time.perf_counter() - started
-        started = time.perf_counter()
         generators = {}
-        generators[0] = create_generator(spec["model"], cfg)
-        timings["engine_start_s"] = round(time.perf_counter() - started, 2)
-        timings["conversion_s"] = round(first - timings["engine_start_s"], 2)
 
         def build(batch):
-            from dataclasses import replace
+            from musc_ecd.config import from_dict, to_dict
 
             if batch not in generators:
-                generators[batch] = create_generator(spec["model"], replace(
-                    cfg, generation=replace(cfg.generation, ct2=replace(cfg.generation.ct2, max_batch_size=batch))))
-            generators[batch].show_progress = False
+                for old in generators.values():
+                    old.close()
+                generators.clear()
+                tree = to_dict(cfg)
+                tree["generation"][engine][BATCH_KEY[engine]] = batch
+                started = time.perf_counter()
+                generators[batch] = create_generator(spec["model"], from_dict(tree))
+                timings.setdefault("engine_start_s", round(time.perf_counter() - started, 2))
+                timings.setdefault("conversion_s", round(first - timings["engine_start_s"], 2))
+                generators[batch].show_progress = False
             return generators[batch]
     else:  # vllm: one engine per batch size (its max_num_seqs); the first start is the one reported
         generators = {}
@@ -130,50 +138,6 @@ def _project_worker(engine: str, precision: str, spec: dict) -> dict:
         outputs = build(batch).generate([[{"role": "user", "content": p}] for p in prompts],
                                         SamplingParams(max_new_tokens=max_new_tokens))
         return [list(samples[0].token_ids) for samples in outputs]
-
-    rows = _timed_rows(generate, spec["prompts"], spec["batches"], spec["counts"], spec["max_new_tokens"])
-    return {**timings, "rows": rows}
-
-
-def _openvino_worker(precision: str, spec: dict) -> dict:
-    import numpy as np
-    import openvino as ov
-    import openvino_genai as genai
-
-    exporter = Path(sys.executable).parent / "optimum-cli"
-    out = Path(tempfile.mkdtemp(prefix="bench-ov-")) / "model"
-    started = time.perf_counter()
-    subprocess.run([str(exporter), "export", "openvino", "--model", spec["model_dir"], "--task",
-                    "text-generation-with-past", "--weight-format", precision, str(out)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    timings = {"conversion_s": round(time.perf_counter() - started, 2)}
-    eos = set(spec["eos_ids"])
-    pipelines = {}
-
-    def build(batch):
-        if batch not in pipelines:
-            pipelines.clear()
-            scheduler = genai.SchedulerConfig()
-            scheduler.max_num_seqs = batch
-            scheduler.cache_size = 2
-            started = time.perf_counter()
-            pipelines[batch] = genai.ContinuousBatchingPipeline(str(out), scheduler, "CPU",
-                                                                {"INFERENCE_PRECISION_HINT": "f32"})
-            timings.setdefault("engine_start_s", round(time.perf_counter() - started, 2))
-        return pipelines[batch]
-
-    by_prompt = dict(zip(spec["prompts"], spec["prompt_ids"], strict=True))
-
-    def generate(prompts, batch, max_new_tokens):
-        config = genai.GenerationConfig()
-        config.max_new_tokens, config.do_sample = max_new_tokens, False
-        inputs = [ov.Tensor(np.array([by_prompt[p]], dtype=np.int64)) for p in prompts]
-        results = build(batch).generate(inputs, [config] * len(inputs))
-        answers = []
-        for result in results:
-            ids = list(result.m_generation_ids[0])
-            answers.append(ids[: next((i for i, t in enumerate(ids) if t in eos), len(ids))])
-        return answers
 
     rows = _timed_rows(generate, spec["prompts"], spec["batches"], spec["counts"], spec["max_new_tokens"])
     return {**timings, "rows": rows}
@@ -205,20 +169,18 @@ def main() -> None:
     parser.add_argument("--batches", default="16,64,256")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--prompts", type=int, default=64, help="prompts per row (batches above it use as many)")
-    parser.add_argument("--openvino-python", help="the Python of an environment with openvino-genai and optimum-intel")
     for internal in ("--worker", "--precision", "--spec", "--out"):  # how the parent calls a child
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(Path(args.spec).read_text())
-        result = (_openvino_worker(args.precision, spec) if args.worker == "openvino"
-                  else _project_worker(args.worker, args.precision, spec))
+        result = _project_worker(args.worker, args.precision, spec)
         Path(args.out).write_text(json.dumps(result))
         return
 
-    from cpu_roofline import cpu_info, decode_roofline, model_config
+    from cpu_roofline import cpu_info, decode_roofline, machine_rates, model_config
 
-    from musc_ecd.models.backend_choice import ct2_installed, vllm_installed
+    from musc_ecd.models.backend_choice import ct2_installed, openvino_usable, vllm_installed
     from musc_ecd.models.generator import encode_chat
     from musc_ecd.models.loading import cache_dir, resolve_model_path
 
@@ -238,15 +200,17 @@ def main() -> None:
             "eos_ids": eos_ids_of(model_dir, tokenizer)}
     machine = cpu_info()
     config = model_config(model_dir)
-    roofline = {str(b): decode_roofline(config, b) for b in batches}
-    available = {"hf": True, "ct2": ct2_installed(), "vllm": vllm_installed(), "openvino": bool(args.openvino_python)}
+    rates = machine_rates()
+    roofline = {str(b): decode_roofline(config, b, rates) for b in batches}
+    available = {"hf": True, "ct2": ct2_installed(), "vllm": vllm_installed(), "openvino": openvino_usable()}
 
     key = f"engines/{args.model}/{machine['cpu_capability']}"
     everything = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     result = everything.get(key, {})
     result.update({"model": args.model, "max_new_tokens": args.max_new_tokens, "prompts": "IFEval's first "
                    f"{args.prompts} (first {max(batches)} for batch {max(batches)}), chat template, greedy",
-                   **machine, "roofline": roofline, "measured_at": time.strftime("%Y-%m-%d %H:%M")})
+                   **machine, "machine_rates": rates, "roofline": roofline,
+                   "measured_at": time.strftime("%Y-%m-%d %H:%M")})
     engines = result.setdefault("engines", {})
     with tempfile.TemporaryDirectory() as scratch:
         spec_file = Path(scratch) / "spec.json"
@@ -259,9 +223,8 @@ def main() -> None:
                 elif engine == "vllm" and precision == "int8":
                     engines[name] = {"skipped": "the vLLM CPU build has no int8 for an unquantized checkpoint"}
                 else:
-                    python = args.openvino_python if engine == "openvino" else sys.executable
                     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-                    engines[name] = _run_child(python, engine, precision, spec_file)
+                    engines[name] = _run_child(sys.executable, engine, precision, spec_file)
                     engines[name]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     _compare(result)
     everything[key] = result

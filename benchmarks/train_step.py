@@ -19,9 +19,9 @@ ratios are inverse time ratios. Also recorded: the positions each layout compute
 of them that is padding.
 
 Roofline (CPU): about 3 forward passes of matmul work a trained token (the policy's forward, its backward
-through the frozen base to the LoRA weights, the live reference's forward: ~6 x parameters FLOPs), at the
-rate this CPU's fp32 matmuls reach for the model's shapes with 512 rows (``cpu_roofline.py``). Each row
-records its share of that.
+through the frozen base to the LoRA weights, the live reference's forward: ~6 x parameters FLOPs), at this
+CPU's measured fp32 peak (``cpu_roofline.py``: the best large-matmul rate of the libraries installed here).
+Each row records its share of that.
 
 Memory: on a GPU, the peak allocated bytes during a step; on CPU, a child process per trainer builds it,
 resets the kernel's high-water mark, runs the steps, and reports the peak resident memory above what the
@@ -253,7 +253,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from cpu_roofline import cpu_info, decode_roofline, model_config
+    from cpu_roofline import cpu_info, machine_rates, model_config, training_roofline
 
     from musc_ecd.models.loading import resolve_model_path
 
@@ -261,11 +261,8 @@ def main() -> None:
     for name in args.models:
         row = measure_time(name, args.pairs, args.steps, args.seq_len, args.batch_size, Path(args.workdir))
         if not torch.cuda.is_available():
-            forward = decode_roofline(model_config(resolve_model_path(name)), 512)
-            roofline = forward["tokens_per_s"] / 3
-            row["training_roofline"] = {"tokens_per_s": round(roofline, 1), "basis": "3 forward passes of matmul "
-                                        f"work a token at {forward['effective_gflops']} GFLOP/s (512-row fp32 "
-                                        "matmuls at the model's shapes)"}
+            row["training_roofline"] = training_roofline(model_config(resolve_model_path(name)), machine_rates())
+            roofline = row["training_roofline"]["tokens_per_s"]
             for kind in KINDS:
                 row[kind]["roofline_share"] = round(row[kind]["tokens_per_s"] / roofline, 3)
         if not torch.cuda.is_available():
