@@ -30,7 +30,7 @@ def loss_line(layout: RunLayout) -> str | None:
         return None
     first, last = steps[0], steps[-1]
     return (f"training loss: {first['loss']:.4f} at step {first.get('step', '?')} -> {last['loss']:.4f} at step "
-            f"{last.get('step', '?')} (ln 2 = 0.6931: a DPO loss that has not moved)")
+            f"{last.get('step', '?')} (DPO starts at ln 2 = 0.6931, where the policy is the reference)")
 
 
 def stages_line(run_dir: Path) -> str | None:
