@@ -1,12 +1,14 @@
 """What this CPU is and what it allows in fp32: the denominator of every "share of the roofline" figure.
 
-Two rates are measured here, not taken from a datasheet: the machine's fp32 **peak**, the best rate any
-library installed here reaches on a large square matmul (torch's MKL/oneDNN, and OpenVINO's CPU plugin when
-installed: on a 2-core Zen 3 OpenVINO's kernels beat torch's, so torch alone understated the machine), and
-its **memory bandwidth**, streaming a buffer far larger than the caches. A decode step of B rows must do
-B x (the model's linear FLOPs per token) at no more than the peak, and read every weight once at no more than
-the bandwidth; the roofline is B tokens per the longer of the two times. Attention, the KV cache's reads,
-norms, sampling and framework overhead are left out, so no engine can exceed it.
+Measured here, not taken from a datasheet: for every linear layer's shape at the batch in question, the best
+fp32 rate a library installed here reaches on that exact matmul (torch's MKL/oneDNN, and OpenVINO's CPU
+plugin when installed — at 16 rows torch ran the output head at 29 GFLOP/s and OpenVINO at 103 on a 2-core
+Zen 3, so torch alone understated the machine), and the memory bandwidth, streaming a buffer far larger than
+the caches. A decode step of B rows must run every layer's matmul (no faster than its best measured rate) and
+read every weight once (no faster than the bandwidth); the roofline is B tokens per the longer of the two.
+Attention, the KV cache's reads, norms, sampling and framework overhead are left out, so an engine should not
+exceed it; the rates of a repeated matmul find its weights in cache, so the compute part is optimistic. The
+peak of a large square matmul is recorded beside, for reference.
 """
 
 from __future__ import annotations
@@ -56,30 +58,30 @@ def matmul_gflops(rows: int, inner: int, cols: int, seconds: float = 0.4) -> flo
     return _rate(lambda: a @ b, 2 * rows * inner * cols, seconds) / 1e9
 
 
-def openvino_matmul_gflops(size: int, seconds: float = 0.4) -> float | None:
-    """OpenVINO's CPU plugin's fp32 GFLOP/s on a (size x size) @ (size x size) product; None if not installed."""
+def openvino_matmul_gflops(rows: int, inner: int, cols: int, seconds: float = 0.4) -> float | None:
+    """OpenVINO's CPU plugin's fp32 GFLOP/s on (rows x inner) @ a constant (inner x cols); None if not installed."""
     try:
         import numpy as np
         import openvino as ov
         import openvino.opset13 as ops
     except ImportError:
         return None
-    left = ops.parameter([size, size], np.float32)
-    right = ops.constant(np.random.default_rng(0).standard_normal((size, size), dtype=np.float32))
+    rng = np.random.default_rng(0)
+    left = ops.parameter([rows, inner], np.float32)
+    right = ops.constant(rng.standard_normal((inner, cols), dtype=np.float32))
     compiled = ov.Core().compile_model(ov.Model([ops.matmul(left, right, False, False)], [left]), "CPU",
                                        {"INFERENCE_PRECISION_HINT": "f32"})
-    request, data = compiled.create_infer_request(), np.random.default_rng(1).standard_normal((size, size),
-                                                                                              dtype=np.float32)
-    return _rate(lambda: request.infer([data]), 2 * size ** 3, seconds) / 1e9
+    request, data = compiled.create_infer_request(), rng.standard_normal((rows, inner), dtype=np.float32)
+    return _rate(lambda: request.infer([data]), 2 * rows * inner * cols, seconds) / 1e9
 
 
-def peak_gflops(size: int = 2048) -> dict:
-    """The best fp32 rate measured on a large square matmul, and what each library reached."""
-    measured = {"torch": round(matmul_gflops(size, size, size), 1)}
-    openvino = openvino_matmul_gflops(size)
+def best_matmul_gflops(rows: int, inner: int, cols: int) -> dict:
+    """Every installed library's fp32 rate on this matmul, and the best of them."""
+    measured = {"torch": round(matmul_gflops(rows, inner, cols), 1)}
+    openvino = openvino_matmul_gflops(rows, inner, cols)
     if openvino is not None:
         measured["openvino"] = round(openvino, 1)
-    return {"gflops": max(measured.values()), "by_library": measured, "matmul_size": size}
+    return {"gflops": max(measured.values()), "by_library": measured}
 
 
 def memory_gbs(megabytes: int = 1024, seconds: float = 0.6) -> float:
@@ -111,31 +113,43 @@ def model_linear_shapes(config: dict) -> list[tuple[int, int, int]]:
 
 
 def machine_rates() -> dict:
-    """The two measured rates every roofline here divides by (measure once per benchmark run)."""
-    return {"peak": peak_gflops(), "memory_gbs": round(memory_gbs(), 1)}
+    """What the rooflines here share: the memory bandwidth, and (for reference) a large square matmul's peak."""
+    return {"memory_gbs": round(memory_gbs(), 1), "peak_2048": best_matmul_gflops(2048, 2048, 2048)}
+
+
+def compute_seconds_per_token(config: dict, rows: int) -> tuple[float, dict]:
+    """Seconds a token's linear layers take with ``rows`` rows a matmul, each at its best measured rate."""
+    seconds, rates = 0.0, {}
+    for inner, cols, times in model_linear_shapes(config):
+        rate = best_matmul_gflops(rows, inner, cols)
+        rates[f"{inner}x{cols}"] = rate
+        seconds += times * 2 * inner * cols / (rate["gflops"] * 1e9)
+    return seconds, rates
 
 
 def decode_roofline(config: dict, batch: int, rates: dict) -> dict:
-    """Tokens/s a decode step of ``batch`` rows cannot exceed: its linear FLOPs at the peak, or its fp32
-    weights read once at the memory bandwidth, whichever takes longer."""
-    flops_per_token = sum(times * 2 * inner * cols for inner, cols, times in model_linear_shapes(config))
+    """Tokens/s a decode step of ``batch`` rows should not exceed: every linear layer at its best measured rate
+    for that many rows, or the fp32 weights read once at the measured bandwidth, whichever takes longer."""
+    compute_s, shape_rates = compute_seconds_per_token(config, batch)
     weight_bytes = 4 * sum(times * inner * cols for inner, cols, times in model_linear_shapes(config))
-    compute_s = batch * flops_per_token / (rates["peak"]["gflops"] * 1e9)
-    memory_s = weight_bytes / (rates["memory_gbs"] * 1e9)
-    return {"batch": batch, "tokens_per_s": round(batch / max(compute_s, memory_s), 1),
+    memory_s = weight_bytes / (rates["memory_gbs"] * 1e9) / batch  # a step reads the weights once for its rows
+    flops = sum(times * 2 * inner * cols for inner, cols, times in model_linear_shapes(config))
+    return {"batch": batch, "tokens_per_s": round(1 / max(compute_s, memory_s), 1),
             "bound": "compute" if compute_s >= memory_s else "memory",
-            "gflop_per_token": round(flops_per_token / 1e9, 3), "weight_mb": round(weight_bytes / 1e6, 1)}
+            "compute_bound_tokens_per_s": round(1 / compute_s, 1), "memory_bound_tokens_per_s": round(1 / memory_s, 1),
+            "gflop_per_token": round(flops / 1e9, 3), "weight_mb": round(weight_bytes / 1e6, 1),
+            "matmul_gflops": shape_rates}
 
 
-def training_roofline(config: dict, rates: dict) -> dict:
-    """Tokens/s a LoRA preference step cannot exceed: about 6 x the linear parameters in FLOPs a token (the
-    policy's forward 2P and backward 2P — activation gradients through frozen weights; LoRA's own are small —
-    and the reference's forward 2P), at the measured fp32 peak."""
-    flops_per_token = 3 * sum(times * 2 * inner * cols for inner, cols, times in model_linear_shapes(config))
-    return {"tokens_per_s": round(rates["peak"]["gflops"] * 1e9 / flops_per_token, 1),
-            "gflop_per_token": round(flops_per_token / 1e9, 3),
-            "basis": f"6 x linear parameters FLOPs a token at the measured fp32 peak "
-                     f"({rates['peak']['gflops']} GFLOP/s)"}
+def training_roofline(config: dict, rows: int = 512) -> dict:
+    """Tokens/s a LoRA preference step should not exceed: about 3 forward passes of matmul work a token (the
+    policy's forward and its backward through the frozen weights — activation gradients; LoRA's own are
+    small — and the reference's forward: ~6 x parameters FLOPs), each at its best measured rate with ``rows``
+    rows a matmul (a training batch's tokens)."""
+    compute_s, shape_rates = compute_seconds_per_token(config, rows)
+    return {"tokens_per_s": round(1 / (3 * compute_s), 1),
+            "basis": f"3 forward passes of the linear layers a token, each matmul at its best measured fp32 rate "
+                     f"with {rows} rows (torch or OpenVINO)", "matmul_gflops": shape_rates}
 
 
 def model_config(model_dir: Path) -> dict:

@@ -8,8 +8,9 @@ template, greedy, ``--max-new-tokens`` (256) new tokens. Each engine and precisi
 so its peak RSS is its own (``os.wait4``). Per row: generated tokens/s (generated tokens / wall seconds of
 the generate calls), prompt tokens/s (the same prompts with one new token: prefill), engine start (load of an
 already converted model), conversion time (once per model; cached afterwards by the backend), peak RSS, and
-the share of the decode roofline at that batch (``cpu_roofline.py``: the model's linear FLOPs at this CPU's
-measured fp32 peak, or its weights read at the measured memory bandwidth, whichever is slower).
+the share of the decode roofline at that batch (``cpu_roofline.py``: every linear layer at the best fp32 rate
+torch or OpenVINO reaches on its shape with that many rows, or the weights read once a step at the measured
+memory bandwidth, whichever is slower).
 Faithfulness: per fp32 engine, the share of the first 64 prompts whose first 128 answer tokens equal
 transformers' fp32 ones; per int8 row, the same against that engine's fp32.
 
@@ -201,7 +202,8 @@ def main() -> None:
     machine = cpu_info()
     config = model_config(model_dir)
     rates = machine_rates()
-    roofline = {str(b): decode_roofline(config, b, rates) for b in batches}
+    # every batch a row may hold, so rows merged from earlier runs are divided by today's roofline too
+    roofline = {str(b): decode_roofline(config, b, rates) for b in sorted({16, 64, 256, *batches})}
     available = {"hf": True, "ct2": ct2_installed(), "vllm": vllm_installed(), "openvino": openvino_usable()}
 
     key = f"engines/{args.model}/{machine['cpu_capability']}"

@@ -19,8 +19,9 @@ ratios are inverse time ratios. Also recorded: the positions each layout compute
 of them that is padding.
 
 Roofline (CPU): about 3 forward passes of matmul work a trained token (the policy's forward, its backward
-through the frozen base to the LoRA weights, the live reference's forward: ~6 x parameters FLOPs), at this
-CPU's measured fp32 peak (``cpu_roofline.py``: the best large-matmul rate of the libraries installed here).
+through the frozen base to the LoRA weights, the live reference's forward: ~6 x parameters FLOPs), each
+linear layer at the best fp32 rate a library installed here reaches on its shape with 512 rows
+(``cpu_roofline.py``).
 Each row records its share of that.
 
 Memory: on a GPU, the peak allocated bytes during a step; on CPU, a child process per trainer builds it,
@@ -253,7 +254,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from cpu_roofline import cpu_info, machine_rates, model_config, training_roofline
+    from cpu_roofline import cpu_info, model_config, training_roofline
 
     from musc_ecd.models.loading import resolve_model_path
 
@@ -261,7 +262,7 @@ def main() -> None:
     for name in args.models:
         row = measure_time(name, args.pairs, args.steps, args.seq_len, args.batch_size, Path(args.workdir))
         if not torch.cuda.is_available():
-            row["training_roofline"] = training_roofline(model_config(resolve_model_path(name)), machine_rates())
+            row["training_roofline"] = training_roofline(model_config(resolve_model_path(name)))
             roofline = row["training_roofline"]["tokens_per_s"]
             for kind in KINDS:
                 row[kind]["roofline_share"] = round(row[kind]["tokens_per_s"] / roofline, 3)
