@@ -12,6 +12,7 @@ from musc_ecd.config import load_config
 from musc_ecd.errors import BackendUnavailableError
 from musc_ecd.models import SamplingParams, create_generator
 from musc_ecd.models.backend_choice import openvino_usable
+from musc_ecd.models.generator import encode_chat
 
 pytestmark = pytest.mark.skipif(not openvino_usable(), reason="openvino-genai or its exporter (scripts/env.sh) missing")
 
@@ -25,6 +26,27 @@ def tiny_openvino():
                                                             "generation.openvino.max_num_seqs=2"]))
     generator.show_progress = False
     return generator
+
+
+def test_the_engine_gets_the_hf_backends_prompt_ids(tiny_openvino, tiny_hf):
+    class Recording:  # the pipeline, with every prompt it is handed written down
+        def __init__(self, pipeline):
+            self.pipeline, self.prompts = pipeline, []
+
+        def add_request(self, request_id, ids, config):
+            self.prompts.append(ids.data.tolist()[0])
+            return self.pipeline.add_request(request_id, ids, config)
+
+        def __getattr__(self, name):
+            return getattr(self.pipeline, name)
+
+    real = tiny_openvino._pipeline
+    tiny_openvino._pipeline = recording = Recording(real)
+    try:
+        tiny_openvino.generate(REQUESTS, SamplingParams(max_new_tokens=2))
+    finally:
+        tiny_openvino._pipeline = real
+    assert recording.prompts == [encode_chat(tiny_hf.tokenizer, chat) for chat in REQUESTS]
 
 
 def test_greedy_matches_hf_backend(tiny_openvino, tiny_hf):
