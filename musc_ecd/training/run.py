@@ -121,9 +121,10 @@ def train(cfg: Config, run_dir: Path) -> dict:
         _retire_stale_checkpoints(work_dir, source, key, main_process)
         if sft_only:
             chosen = sft_selection(sft_data, cfg.train.max_pairs, cfg.seed)
-            summary = _fit_sft(cfg, chosen.rows, work_dir, model_dir, cfg.model.policy, cfg.train.epochs)
             # "pairs": the records drawn (the budget's unit); "sft_examples": their distinct answers
-            summary.update(sft_data=str(sft_data), pairs=chosen.selected, **_budget_record(cfg, chosen.available))
+            summary = _fit_sft(cfg, chosen.rows, work_dir, model_dir, cfg.model.policy, cfg.train.epochs,
+                               {"sft_data": str(sft_data), "pairs": chosen.selected,
+                                **_budget_record(cfg, chosen.available)})
         else:
             available = load_pairs(pairs_path)
             rows = within_budget(available, cfg.train.max_pairs, cfg.seed)
@@ -225,7 +226,8 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
 BASE_MODEL_FILE = "base_model.json"
 
 
-def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float) -> dict:
+def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float,
+             extra: dict | None = None) -> dict:
     """SFT with TRL's ``SFTTrainer`` (loss on the completion only), resumable from ``work_dir``'s checkpoints."""
     from trl import SFTTrainer
 
@@ -234,7 +236,7 @@ def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base:
                "pairs": len(rows), "global_steps": fitted.result.global_step,
                "train_loss": fitted.result.training_loss,
                "train_seconds_this_session": round(fitted.seconds, 1), "resumed_from": fitted.checkpoint,
-               "precision": "bf16" if fitted.bf16 else "fp32", "final_metrics": fitted.last_metrics}
+               "precision": "bf16" if fitted.bf16 else "fp32", "final_metrics": fitted.last_metrics, **(extra or {})}
     _write_summary(fitted, out_dir, summary)
     return summary
 
