@@ -12,7 +12,14 @@ from helpers import write_jsonl
 from musc_ecd.cli import main
 from musc_ecd.config import load_config
 from musc_ecd.errors import ConfigError
-from musc_ecd.fingerprints import generate_share_key, model_fingerprint, pairs_fingerprint, weights_fingerprint
+from musc_ecd.fingerprints import (
+    MODEL,
+    generate_share_key,
+    keyed_tree,
+    model_fingerprint,
+    pairs_fingerprint,
+    weights_fingerprint,
+)
 from musc_ecd.store import read_jsonl
 from musc_ecd.training.run import load_pairs
 from musc_ecd.training.selection import swap_labels, within_budget
@@ -108,6 +115,7 @@ def test_the_flip_keys_the_model_only_and_needs_a_preference_loss():
     flipped = load_config(TRAIN_TINY, ["train.swap_labels=true", "train.weights=edit"])
     weighted = load_config(TRAIN_TINY, ["train.weights=edit"])
     assert model_fingerprint(plain) != model_fingerprint(load_config(TRAIN_TINY, ["train.swap_labels=true"]))
+    assert "swap_labels" not in keyed_tree(plain, MODEL)["train"]  # off: models trained before keep their key
     assert pairs_fingerprint(plain) == pairs_fingerprint(flipped)
     assert generate_share_key(plain) == generate_share_key(flipped)
     assert weights_fingerprint(weighted) == weights_fingerprint(flipped)

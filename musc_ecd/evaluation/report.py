@@ -160,8 +160,7 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
     """
     lines = []
     for s in sets:
-        sides = [read_json(RunLayout(run_dir).eval_results(s, side)) or {} for side in ("base", "trained")]
-        base, trained = (side.get("by_instruction_type") or {} for side in sides)
+        base, trained = (type_accuracies(run_dir, s, side) for side in ("base", "trained"))
         for kind in sorted(set(base) & set(trained)):
             a, b, count = base[kind]["strict_acc"], trained[kind]["strict_acc"], base[kind]["count"]
             lines.append(f"| {SET_LABELS.get(s, s)} | {kind} | {count} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")

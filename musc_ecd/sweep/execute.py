@@ -108,9 +108,9 @@ def _error_of(run_dir: Path, fallback: str) -> str:
 def execute(sweep: Sweep, only: list[str] | None = None) -> int:
     """Run every run that is not done (of ``only``, the named runs, when given); 0 when all of them end done,
     1 when any failed. The status book keeps every run of the sweep either way."""
+    chosen = select(sweep, only)
     book = StatusBook(sweep)
     book.save()
-    chosen = select(sweep, only)
     if sweep.executor == "slurm":
         return _execute_slurm(sweep, book, chosen)
     return _execute_local(sweep, book, chosen)
