@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from musc_ecd import __version__
-from musc_ecd.errors import DataError, UserError
+from musc_ecd.errors import ConfigError, DataError, UserError
 from musc_ecd.layout import RunLayout
 
 
@@ -26,8 +26,10 @@ def _run(args: argparse.Namespace) -> int:
     cfg, run_dir = _prepare(args)
     report = run(cfg, run_dir)
     labels = report["labels"]
-    for set_name, comparison in report["comparisons"].items():
+    for set_name, comparison in report.get("comparisons", {}).items():
         print(f"[{set_name}]\n{format_comparison(comparison, labels['base'], labels['trained'])}\n")
+    for set_name, metrics in report.get("base_scores", {}).items():  # eval.base_only: nothing to compare
+        print(f"[{set_name}] {labels['base']}\n" + "\n".join(f"{k:<26}{v:>9.4f}" for k, v in metrics.items()) + "\n")
     print(format_run_summary(run_dir))
     print(f"report -> {RunLayout(run_dir).report_md}")
     return 0
@@ -122,15 +124,45 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(format_plan(sweep))
         return 0
-    return execute(sweep)
+    return execute(sweep, args.only)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from musc_ecd.evaluation.report import render_report
+    from musc_ecd.evaluation.report import markdown_table, render_report
+    from musc_ecd.evaluation.runs import collect_runs, present_sets
 
     written = render_report(Path(args.runs_dir))
+    records = collect_runs(Path(args.runs_dir))
+    print(markdown_table(records, present_sets(records)) + "\n")
     for path in written.values():
         print(f"-> {path}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from musc_ecd.sweep.publish import publish
+
+    written = publish(Path(args.runs_dir), Path(args.dest), args.run)
+    for path in written:
+        print(f"-> {path}")
+    if not written:
+        print("no finished run to publish")
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    from musc_ecd.evaluation.power import base_results, format_power, power_table
+
+    if not 0 < args.power < 1 or args.simulations < 10 or args.resamples < 100 or any(c < 0 for c in args.churn):
+        raise ConfigError("power: need 0 < --power < 1, --simulations >= 10, --resamples >= 100, --churn >= 0")
+    sets = base_results(Path(args.results))
+    rows = power_table(sets, churns=tuple(args.churn), metrics=tuple(args.metric) if args.metric else None,
+                       power=args.power, simulations=args.simulations, resamples=args.resamples, seed=args.seed)
+    print(format_power(rows, args.power))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"power": args.power, "simulations": args.simulations,
+                                               "resamples": args.resamples, "rows": rows}, indent=2) + "\n")
+        print(f"-> {args.json}")
     return 0
 
 
@@ -177,6 +209,10 @@ FILE_COMMANDS = {
     "sweep": (_sweep, "run a grid of configs (base + grid/zip axes), locally in turn or on SLURM via submitit"),
     "report": (_report, "one table (Markdown + CSV) and plots for every run under RUNS_DIR"),
     "audit": (_audit, "label accuracy of a pairs JSONL on its typed constraints: chosen better / tied / reversed"),
+    "publish": (_publish, "copy the checkable outputs of a sweep's finished runs (pairs, audit, curves, answers "
+                          "and verdicts, results) into a folder to commit; `report` reads it like RUNS_DIR"),
+    "power": (_power, "from the base model's per-prompt results: the smallest difference the report's paired "
+                      "bootstrap detects (95%% interval, 80%% of simulations) per set and metric"),
 }
 
 
@@ -207,12 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help=FILE_COMMANDS["sweep"][1], description=FILE_COMMANDS["sweep"][1])
     sweep.add_argument("sweep", help="sweep YAML: base, overrides, grid, zip, runs_dir, executor, slurm")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (name, directory, overrides, status)")
+    sweep.add_argument("--only", action="append", metavar="NAME", help="run only this run (repeatable); the "
+                       "status book keeps every run")
     report = sub.add_parser("report", help=FILE_COMMANDS["report"][1], description=FILE_COMMANDS["report"][1])
     report.add_argument("runs_dir", help="a directory of run directories (e.g. a sweep's runs_dir), or one run")
     audit = sub.add_parser("audit", help=FILE_COMMANDS["audit"][1], description=FILE_COMMANDS["audit"][1])
     audit.add_argument("pairs", help="TRL-format pairs JSONL (conversational or plain) with instruction_id_list/"
                        "kwargs columns or meta.typed_constraints")
     audit.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    publish = sub.add_parser("publish", help=FILE_COMMANDS["publish"][1], description=FILE_COMMANDS["publish"][1])
+    publish.add_argument("runs_dir", help="a sweep's runs_dir")
+    publish.add_argument("dest", help="the folder to copy into (e.g. experiments/NAME/results)")
+    publish.add_argument("--run", action="append", metavar="NAME", help="only this run (repeatable)")
+    power = sub.add_parser("power", help=FILE_COMMANDS["power"][1], description=FILE_COMMANDS["power"][1])
+    power.add_argument("results", help="a base results.json, a run directory, or a directory of runs (its base "
+                       "run first)")
+    power.add_argument("--churn", type=float, nargs="+", default=[0.0, 0.1, 0.2],
+                       help="shares of units that change both ways besides the net difference (0 = a lower bound)")
+    power.add_argument("--metric", action="append", help="only this metric (repeatable; default all four)")
+    power.add_argument("--power", type=float, default=0.8)
+    power.add_argument("--simulations", type=int, default=200)
+    power.add_argument("--resamples", type=int, default=2000)
+    power.add_argument("--seed", type=int, default=0)
+    power.add_argument("--json", help="also write the rows to this JSON file")
     return parser
 
 

@@ -188,6 +188,10 @@ KEYED_BY: dict[str, Keys] = {
     "train.gradient_accumulation_steps": keys(MODEL, why=_TRAINING),
     "train.max_length": keys(MODEL, why=_TRAINING),
     "train.max_pairs": keys(MODEL, why=_TRAINING),
+    "train.swap_labels": keys(MODEL, why="which side the model learns to prefer (the pairs and their weights are "
+                                         "the same files, flipped when training reads them); left out when off, so "
+                                         "models trained before the key existed keep their key",
+                              only_if={MODEL: lambda cfg: cfg.train.swap_labels}),
     "train.curriculum": keys(MODEL, why=_TRAINING),
     "train.sft_first": keys(MODEL, why=_TRAINING),
     "train.sft_epochs": keys(MODEL, why=_TRAINING),
@@ -215,6 +219,7 @@ KEYED_BY: dict[str, Keys] = {
                              "answers are stamped with the model that wrote them"),
     "eval.name": excluded("where evaluate writes"),
     "eval.sets": excluded("which sets run evaluates: each set's answers are keyed on their own"),
+    "eval.base_only": excluded("which stages run evaluates: each artifact it makes is keyed on its own"),
 }
 
 

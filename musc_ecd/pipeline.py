@@ -87,7 +87,12 @@ def announce(name: str, number: int, total: int) -> None:
 
 
 def plan(cfg: Config, run_dir: Path) -> list[Stage]:
-    """The stages of ``run`` in order; each one skips itself when its artifact is complete."""
+    """The stages of ``run`` in order; each one skips itself when its artifact is complete. With
+    ``eval.base_only`` only the base model's evaluations and their report."""
+    if cfg.eval.base_only:
+        stages = [Stage(f"evaluate-base[{name}]", lambda name=name: evaluate_base_stage(cfg, run_dir, name))
+                  for name in cfg.eval.set_names()]
+        return [*stages, Stage("report", lambda: base_report_stage(cfg, run_dir))]
     stages = [Stage("generate", lambda: generate_stage(cfg, run_dir))]
     if cfg.train.weights != "none":
         stages.append(Stage("weights", lambda: weights_stage(cfg, run_dir)))
@@ -182,6 +187,20 @@ def report_stage(cfg: Config, run_dir: Path) -> dict:
         "comparisons": comparisons,
         "labels": {"base": f"base ({cfg.model.policy})", "trained": f"trained ({cfg.method}, {cfg.train.loss})"},
     }
+    write_atomic(layout.report_json, json.dumps(report, indent=2) + "\n")
+    render_run_report(run_dir)
+    return report
+
+
+def base_report_stage(cfg: Config, run_dir: Path) -> dict:
+    """``eval.base_only``: the base model's metrics on every set (report.json, report.md); nothing to compare."""
+    from musc_ecd.evaluation.report import render_run_report
+
+    layout = RunLayout(run_dir)
+    scores = {name: json.loads(layout.eval_results(name, "base").read_text())["metrics"]
+              for name in cfg.eval.set_names()}
+    report = {"config_fingerprint": config_fingerprint(cfg), "base_only": True, "base_scores": scores,
+              "labels": {"base": f"base ({cfg.model.policy})"}}
     write_atomic(layout.report_json, json.dumps(report, indent=2) + "\n")
     render_run_report(run_dir)
     return report

@@ -12,7 +12,9 @@ from pathlib import Path
 from musc_ecd.layout import RunLayout
 
 
-def labels_line(layout: RunLayout) -> str:
+def labels_line(layout: RunLayout) -> str | None:
+    if not layout.generate_summary.is_file():  # eval.base_only: no pairs were made
+        return None
     summary = json.loads(layout.generate_summary.read_text())
     audit = summary.get("label_accuracy")
     if not audit or not audit.get("with_constraints"):

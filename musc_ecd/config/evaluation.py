@@ -27,6 +27,9 @@ class EvalConfig:
     """Sets ``run`` evaluates base and trained on, each compared with a paired bootstrap: ``own`` (the shipped
     set), ``ifeval`` (``eval.ifeval_path``). None = the one set ``evaluate`` uses (IFEval if ifeval_path is
     set, else own)."""
+    base_only: bool = False
+    """``run`` evaluates the base model on ``sets`` and stops: no pairs, no training. A sweep's untrained row
+    (``base``), whose answers other runs with the same policy and decoding share (``share_dir``)."""
 
     def __post_init__(self) -> None:
         sets = self.sets or []

@@ -56,7 +56,13 @@ class TrainConfig:
     precompute_ref_log_probs: bool = False
     max_pairs: int | None = None
     """Pair budget: train on at most N pairs, a random subset drawn with the run seed (order kept), so
-    methods with different yields can be compared at the same budget. None = all."""
+    methods with different yields can be compared at the same budget. None = all. With ``loss=[sft]`` (or
+    ``sft_first``) on pairs, the SFT set is the chosen answers of the same subset; on an ``sft.jsonl``, at most
+    N of its examples, drawn the same way."""
+    swap_labels: bool = False
+    """The label-flip control: train on the same pairs with chosen and rejected swapped (each side's token
+    weights go with it). Training that learns anything from the labels should then make the model worse; if
+    it does not, the recipe is too weak to detect a method's effect. Preference losses only."""
     curriculum: Literal[CURRICULA] = "random"
     """Order by the pairs' ``difficulty`` (larger = harder)."""
     sft_first: bool = False
@@ -113,5 +119,8 @@ class TrainConfig:
         check(self.sft_epochs > 0, "train.sft_epochs", self.sft_epochs, "a number > 0")
         check(not (self.sft_first and self.loss == ["sft"]), "train.sft_first", self.sft_first,
               "false when train.loss=[sft] (that run is already all SFT)")
+        check(not (self.swap_labels and ("sft" in self.loss or self.sft_first)), "train.swap_labels",
+              self.swap_labels, "false with an SFT loss or train.sft_first (they train on the chosen answers "
+              "as such; the flip is a preference-pair control)")
 
 

@@ -15,7 +15,8 @@ from musc_ecd.errors import DataError
 from musc_ecd.evaluation.ifeval import METRICS, PromptResult
 
 
-def _per_prompt_arrays(results: list[PromptResult]) -> dict[str, np.ndarray]:
+def per_prompt_arrays(results: list[PromptResult]) -> dict[str, np.ndarray]:
+    """Per prompt: passed at the prompt level (strict, loose), instructions passed (strict, loose), instructions."""
     return {
         "prompt_strict": np.array([all(r.strict) for r in results], dtype=float),
         "prompt_loose": np.array([all(r.loose) for r in results], dtype=float),
@@ -25,7 +26,7 @@ def _per_prompt_arrays(results: list[PromptResult]) -> dict[str, np.ndarray]:
     }
 
 
-def _metrics(arrays: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+def metrics_under(arrays: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
     """Metrics for each row of ``weights`` (resamples × prompts: how often each prompt was drawn)."""
     prompts = weights.sum(axis=1)
     instructions = weights @ arrays["count"]
@@ -37,6 +38,21 @@ def _metrics(arrays: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np
     }
 
 
+def resample_weights(prompts: int, resamples: int, seed: int) -> np.ndarray:
+    """Resamples × prompts: how often each prompt is drawn in each resample (with replacement, seeded)."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, prompts, size=(resamples, prompts))
+    weights = np.zeros((resamples, prompts))
+    np.add.at(weights, (np.repeat(np.arange(resamples), prompts), draws.ravel()), 1.0)
+    return weights
+
+
+def interval(differences: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of resampled differences (the report's interval)."""
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def paired_bootstrap(a: list[PromptResult], b: list[PromptResult], resamples: int = 10_000,
                      seed: int = 0) -> dict[str, dict]:
     """For each metric: A, B, B − A and its 95% paired-bootstrap interval."""
@@ -45,18 +61,14 @@ def paired_bootstrap(a: list[PromptResult], b: list[PromptResult], resamples: in
         raise DataError(f"runs are not on the same prompts ({len(a)} vs {len(b)} prompts, or different keys); "
                         "a paired comparison needs the same evaluation set")
     b = [b_by_key[r.key] for r in a]
-    arrays_a, arrays_b = _per_prompt_arrays(a), _per_prompt_arrays(b)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(a), size=(resamples, len(a)))
-    weights = np.zeros((resamples, len(a)))
-    np.add.at(weights, (np.repeat(np.arange(resamples), len(a)), draws.ravel()), 1.0)
+    arrays_a, arrays_b = per_prompt_arrays(a), per_prompt_arrays(b)
+    weights = resample_weights(len(a), resamples, seed)
     point_weights = np.ones((1, len(a)))
-    point_a, point_b = _metrics(arrays_a, point_weights), _metrics(arrays_b, point_weights)
-    boot_a, boot_b = _metrics(arrays_a, weights), _metrics(arrays_b, weights)
+    point_a, point_b = metrics_under(arrays_a, point_weights), metrics_under(arrays_b, point_weights)
+    boot_a, boot_b = metrics_under(arrays_a, weights), metrics_under(arrays_b, weights)
     report = {}
     for name in METRICS:
-        differences = boot_b[name] - boot_a[name]
-        low, high = np.percentile(differences, [2.5, 97.5])
+        low, high = interval(boot_b[name] - boot_a[name])
         report[name] = {
             "a": round(float(point_a[name][0]), 6),
             "b": round(float(point_b[name][0]), 6),

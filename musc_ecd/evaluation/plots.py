@@ -4,7 +4,9 @@
   IFEval metrics, with its 95% paired bootstrap interval (a dashed line at 0);
 - ``training_curves``: loss, reward margin and reward accuracy per logged step, one line per variant;
 - ``yield_per_stage``: items left after each stage of pair generation, one bar group per distinct
-  generation (runs sharing one generated artifact are drawn once).
+  generation (runs sharing one generated artifact are drawn once);
+- ``constraint_moves``: per evaluation set, a heat map of each run's move per constraint type (trained −
+  base instruction-level strict accuracy).
 
 Each function takes a list of ``runs.RunRecord``, writes one file and returns its path, or None when
 there is nothing to draw (e.g. no run has finished training).
@@ -104,4 +106,25 @@ def yield_per_stage(records: list[RunRecord], path: Path) -> Path | None:
     ax.set_ylabel("items left")
     ax.set_title("yield per pipeline stage", fontsize=10)
     ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def constraint_moves(moves: dict[str, dict[str, dict[str, float]]], path: Path) -> Path | None:
+    """``moves``: set -> run -> constraint type -> trained − base strict accuracy (``report.constraint_moves``)."""
+    shown = {s: runs for s, runs in moves.items() if runs}
+    if not shown:
+        return None
+    plt = _pyplot()
+    kinds = {s: sorted({k for per_run in runs.values() for k in per_run}) for s, runs in shown.items()}
+    height = 1.5 + 0.18 * max(len(k) for k in kinds.values())
+    fig, axes = plt.subplots(1, len(shown), figsize=(3 + 0.9 * max(len(r) for r in shown.values()) * len(shown),
+                                                     height), squeeze=False)
+    for ax, (set_name, runs) in zip(axes[0], shown.items(), strict=True):
+        names = list(runs)
+        grid = [[runs[n].get(k, float("nan")) for n in names] for k in kinds[set_name]]
+        image = ax.imshow(grid, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(kinds[set_name])), kinds[set_name], fontsize=6)
+        ax.set_title(f"{set_name}: trained − base per constraint type (strict)", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.04)
     return _save(fig, path)

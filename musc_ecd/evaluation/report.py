@@ -34,7 +34,7 @@ from musc_ecd.layout import RunLayout
 from musc_ecd.store import write_atomic
 
 MISSING = "–"
-SET_LABELS = {"ifeval": "IFEval", "own": "own"}
+SET_LABELS = {"ifeval": "IFEval", "ifbench": "IFBench", "own": "own"}
 SHORT = {"prompt_level_strict_acc": "P-strict", "inst_level_strict_acc": "I-strict",
          "prompt_level_loose_acc": "P-loose", "inst_level_loose_acc": "I-loose"}
 
@@ -48,6 +48,14 @@ def _cell(comparison: dict | None) -> str:
         return MISSING
     low, high = comparison["ci95"]
     return f"{comparison['b']:.3f} ({comparison['diff']:+.3f} [{low:+.3f}, {high:+.3f}])"
+
+
+def _metric_cell(record: RunRecord, set_name: str, metric: str) -> str:
+    """A trained run's comparison cell, or a base-only run's plain base value (nothing to compare it with)."""
+    if record.base_scores:
+        value = record.base_scores.get(set_name, {}).get(metric)
+        return MISSING if value is None else f"{value:.3f} (base)"
+    return _cell(record.comparisons.get(set_name, {}).get(metric))
 
 
 def _text(value) -> str:
@@ -88,7 +96,7 @@ def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in records:
         cells = [r.name, r.status, *(_descriptive(r, key) for key in DESCRIPTIVE), *([_labels(r)] if audited else [])]
-        cells += [_cell(r.comparisons.get(s, {}).get(m)) for s in sets for m in METRICS]
+        cells += [_metric_cell(r, s, m) for s in sets for m in METRICS]
         cells += [_text(r.train_seconds)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -116,6 +124,9 @@ def csv_table(records: list[RunRecord], sets: list[str]) -> str:
         for s in sets:
             for m in METRICS:
                 c = r.comparisons.get(s, {}).get(m)
+                base_value = r.base_scores.get(s, {}).get(m)
+                if base_value is not None:  # a base-only run: its value is the base, with no difference
+                    row.update({f"{s}/{m}": base_value, f"{s}/{m}/base": base_value})
                 if c:
                     row.update({f"{s}/{m}": c["b"], f"{s}/{m}/base": c["a"], f"{s}/{m}/diff": c["diff"],
                                 f"{s}/{m}/ci_low": c["ci95"][0], f"{s}/{m}/ci_high": c["ci95"][1]})
@@ -125,16 +136,18 @@ def csv_table(records: list[RunRecord], sets: list[str]) -> str:
 
 def base_table(records: list[RunRecord], sets: list[str]) -> str:
     """The base model's metrics, once per (model, set): every run's differences are to these."""
-    seen: dict[tuple[str, str], dict] = {}
+    seen: dict[tuple[str, str], dict[str, float]] = {}
     for r in records:
         for s in sets:
             if s in r.comparisons:
-                seen.setdefault((r.model or MISSING, s), r.comparisons[s])
+                seen.setdefault((r.model or MISSING, s), {m: c["a"] for m, c in r.comparisons[s].items()})
+            elif s in r.base_scores:
+                seen.setdefault((r.model or MISSING, s), r.base_scores[s])
     if not seen:
         return ""
     lines = ["| base model | set | " + " | ".join(SHORT[m] for m in METRICS) + " |", "|---|---|" + "---|" * 4]
-    for (model, s), comparison in seen.items():
-        values = " | ".join(f"{comparison[m]['a']:.3f}" if m in comparison else MISSING for m in METRICS)
+    for (model, s), scores in seen.items():
+        values = " | ".join(f"{scores[m]:.3f}" if m in scores else MISSING for m in METRICS)
         lines.append(f"| {model} | {SET_LABELS.get(s, s)} | {values} |")
     return "\n".join(lines)
 
@@ -147,8 +160,7 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
     """
     lines = []
     for s in sets:
-        sides = [read_json(RunLayout(run_dir).eval_results(s, side)) or {} for side in ("base", "trained")]
-        base, trained = (side.get("by_instruction_type") or {} for side in sides)
+        base, trained = (type_accuracies(run_dir, s, side) for side in ("base", "trained"))
         for kind in sorted(set(base) & set(trained)):
             a, b, count = base[kind]["strict_acc"], trained[kind]["strict_acc"], base[kind]["count"]
             lines.append(f"| {SET_LABELS.get(s, s)} | {kind} | {count} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
@@ -156,6 +168,51 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
         return ""
     header = "| set | constraint type | count | base | trained | trained − base |"
     return "\n".join([header, "|---|---|---|---|---|---|", *lines])
+
+
+def type_accuracies(run_dir: Path, set_name: str, side: str) -> dict[str, dict]:
+    """``by_instruction_type`` of RUN_DIR/eval/SET/SIDE/results.json (count, strict_acc, loose_acc per type)."""
+    return (read_json(RunLayout(run_dir).eval_results(set_name, side)) or {}).get("by_instruction_type") or {}
+
+
+def constraint_moves(records: list[RunRecord], set_name: str) -> tuple[dict[str, dict], dict[str, dict[str, float]]]:
+    """For one set: the base model's per-type results, and per trained run each type's move (trained − base
+    instruction-level strict accuracy), from the runs' results files. The base is the first run's that has
+    one; every run is checked to share it (same counts per type), else its moves are left out."""
+    base: dict[str, dict] = {}
+    for record in records:
+        base = type_accuracies(record.directory, set_name, "base")
+        if base:
+            break
+    moves: dict[str, dict[str, float]] = {}
+    for record in records:
+        trained = type_accuracies(record.directory, set_name, "trained")
+        mine = type_accuracies(record.directory, set_name, "base") or base
+        if not trained or {t: v["count"] for t, v in mine.items()} != {t: v["count"] for t, v in base.items()}:
+            continue
+        moves[record.name] = {t: trained[t]["strict_acc"] - base[t]["strict_acc"] for t in base if t in trained}
+    return base, moves
+
+
+def constraint_moves_table(records: list[RunRecord], sets: list[str]) -> str:
+    """Per set, one row per constraint type: its instruction count, the base model's strict accuracy and each
+    trained run's move (trained − base), so a reader sees which types each variant moved, and which moved alike
+    in all of them. Empty when no run has trained results with per-type accuracies."""
+    parts = []
+    for s in sets:
+        base, moves = constraint_moves(records, s)
+        if not moves:
+            continue
+        names = list(moves)
+        lines = [f"**{SET_LABELS.get(s, s)}** (instruction-level strict accuracy; a move of one instruction of a type "
+                 "with n instructions is 1/n)", "",
+                 "| constraint type | n | base | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        for kind in sorted(base):
+            cells = [f"{moves[n][kind]:+.3f}" if kind in moves[n] else MISSING for n in names]
+            lines.append(f"| {kind} | {base[kind]['count']} | {base[kind]['strict_acc']:.3f} | " + " | ".join(cells)
+                         + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
@@ -167,7 +224,9 @@ LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap i
 def _plots(records: list[RunRecord], sets: list[str], plot_dir: Path) -> list[Path]:
     made = [plots.metric_intervals(records, sets, plot_dir / "metrics.png"),
             plots.training_curves(records, plot_dir / "curves.png"),
-            plots.yield_per_stage(records, plot_dir / "yield.png")]
+            plots.yield_per_stage(records, plot_dir / "yield.png"),
+            plots.constraint_moves({s: constraint_moves(records, s)[1] for s in sets},
+                                   plot_dir / "constraint_types.png")]
     return [path for path in made if path is not None]
 
 
@@ -193,6 +252,9 @@ def render_report(runs_dir: Path) -> dict[str, Path]:
     base = base_table(records, sets)
     if base:
         parts += ["## Base model", base]
+    moves = constraint_moves_table(records, sets)
+    if moves:
+        parts += ["## Moves per constraint type", moves]
     failed = [r for r in records if r.status in ("failed", "interrupted")]
     if failed:
         parts += ["## Failed runs", "\n".join(f"- `{r.name}`: {r.error or 'no error recorded'}" for r in failed)]
@@ -214,11 +276,13 @@ def render_run_report(run_dir: Path) -> str:
     sets = present_sets([record])
     images = _plots([record], sets, run_dir / "plots")
     seconds = f" in {record.train_seconds:g} s" if record.train_seconds is not None else ""
-    parts = [f"# {record.name}",
-             f"{_descriptive(record, 'pairs')} pairs from {_text(record.seeds)} seeds; "
-             f"{_text(record.train_steps)} training steps{seconds}.",
-             markdown_table([record], sets), LEGEND]
+    what = (f"The base model ({_text(record.model)}) only: no pairs, no training (eval.base_only)."
+            if record.base_scores else f"{_descriptive(record, 'pairs')} pairs from {_text(record.seeds)} seeds; "
+            f"{_text(record.train_steps)} training steps{seconds}.")
+    parts = [f"# {record.name}", what, markdown_table([record], sets), LEGEND]
     for s in sets:
+        if s not in record.comparisons:
+            continue
         text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
                                  record.labels.get("trained", "trained"))
         parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]

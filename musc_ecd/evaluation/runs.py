@@ -11,7 +11,8 @@ from musc_ecd.errors import DataError, UserError
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import read_jsonl
 
-SET_ORDER = ("ifeval", "own")
+SET_ORDER = ("ifeval", "ifbench", "own")
+"""Sets shown first, in this order; any other set a run was scored on follows, by name."""
 CURVES = (("loss", "loss"), ("rewards/margins", "reward margin"), ("rewards/accuracies", "reward accuracy"))
 """Training curves read from ``train/metrics.jsonl``: (metric key, axis label)."""
 SWEEP_STATUS = "sweep_status.json"
@@ -44,6 +45,8 @@ class RunRecord:
     generation_source: str | None = None
     label_accuracy: dict = field(default_factory=dict)
     """The generate summary's audit of the pairs on their typed constraints (empty when none carry any)."""
+    base_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    """``eval.base_only`` runs: the base model's metrics per set (such a run has no comparisons)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,9 +120,12 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
     if error and status.get("stage") and f"'{status['stage']}'" not in error:
         error = f"stage '{status['stage']}': {error}"
     model, train = cfg.get("model") or {}, cfg.get("train") or {}
-    loss = "+".join(train.get("loss") or []) or None
+    base_only = bool((cfg.get("eval") or {}).get("base_only"))
+    loss = None if base_only else "+".join(train.get("loss") or []) or None
     if loss and train.get("loss_weights"):
         loss += " (" + ", ".join(f"{w:g}" for w in train["loss_weights"]) + ")"
+    if loss and train.get("swap_labels"):
+        loss += ", labels swapped"
     generation = read_json(layout.generate_summary) or report.get("generation") or {}
     train_seconds = (status.get("stages") or {}).get("train", {}).get("seconds")
     return RunRecord(
@@ -127,11 +133,11 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         directory=directory,
         status=state,
         error=error,
-        method=cfg.get("method"),
-        roles=roles(cfg),
+        method="base (no training)" if base_only else cfg.get("method"),
+        roles=None if base_only else roles(cfg),
         loss=loss,
-        weights=train.get("weights"),
-        curriculum=train.get("curriculum"),
+        weights=None if base_only else train.get("weights"),
+        curriculum=None if base_only else train.get("curriculum"),
         model=model.get("policy"),
         pairs=report.get("pairs", generation.get("accepted")),
         generated_pairs=report.get("generated_pairs", generation.get("accepted")),
@@ -144,6 +150,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         yield_per_stage=generation.get("yield_per_stage") or {},
         generation_source=str(layout.pairs.parent.resolve()) if layout.pairs.is_file() else None,
         label_accuracy=generation.get("label_accuracy") or {},
+        base_scores=report.get("base_scores") or {},
     )
 
 
@@ -172,5 +179,5 @@ def collect_runs(runs_dir: Path) -> list[RunRecord]:
 
 
 def present_sets(records: list[RunRecord]) -> list[str]:
-    found = {s for r in records for s in r.comparisons}
+    found = {s for r in records for s in (*r.comparisons, *r.base_scores)}
     return [s for s in SET_ORDER if s in found] + sorted(found - set(SET_ORDER))

@@ -40,6 +40,10 @@ Executors:
   (``slurm.cluster``: unset = detect, ``slurm``, or ``local``/``debug`` to test without SLURM), then
   waits for them and records each result (``slurm.wait: false`` = submit and return).
 
+``musc-ecd sweep FILE --only NAME`` runs only the named runs (the status book keeps every run), so a long
+sweep can go one run at a time; ``musc-ecd publish RUNS_DIR DEST`` (``publish``) copies each finished run's
+checkable outputs into a folder to commit.
+
 Runs share work through ``share_dir`` (see ``musc_ecd.pipeline``): runs that differ only in training
 options generate their pairs once, and the base model is evaluated once per policy and set.
 """

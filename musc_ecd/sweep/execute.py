@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from musc_ecd.errors import ConfigError
 from musc_ecd.fingerprints import config_fingerprint
 from musc_ecd.layout import RunLayout
 from musc_ecd.pipeline import read_status
@@ -104,13 +105,27 @@ def _error_of(run_dir: Path, fallback: str) -> str:
 # Executors
 
 
-def execute(sweep: Sweep) -> int:
-    """Run every run that is not done; 0 when all end done, 1 when any failed."""
+def execute(sweep: Sweep, only: list[str] | None = None) -> int:
+    """Run every run that is not done (of ``only``, the named runs, when given); 0 when all of them end done,
+    1 when any failed. The status book keeps every run of the sweep either way."""
+    chosen = select(sweep, only)
     book = StatusBook(sweep)
     book.save()
     if sweep.executor == "slurm":
-        return _execute_slurm(sweep, book)
-    return _execute_local(sweep, book)
+        return _execute_slurm(sweep, book, chosen)
+    return _execute_local(sweep, book, chosen)
+
+
+def select(sweep: Sweep, only: list[str] | None) -> list[SweepRun]:
+    """The runs named in ``only`` (all runs when None), in the sweep's order; an unknown name is an error."""
+    if only is None:
+        return list(sweep.runs)
+    names = [run.name for run in sweep.runs]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise ConfigError(f"sweep {sweep.path}: no run named {', '.join(map(repr, unknown))}; its runs: "
+                          f"{', '.join(names)}")
+    return [run for run in sweep.runs if run.name in only]
 
 
 def _child_env() -> dict[str, str]:
@@ -135,9 +150,9 @@ def _run_subprocess(sweep: Sweep, run: SweepRun) -> int:
         return process.wait()
 
 
-def _execute_local(sweep: Sweep, book: StatusBook) -> int:
-    total = len(sweep.runs)
-    for number, run in enumerate(sweep.runs, start=1):
+def _execute_local(sweep: Sweep, book: StatusBook, runs: list[SweepRun]) -> int:
+    total = len(runs)
+    for number, run in enumerate(runs, start=1):
         prefix = f"[sweep {number}/{total}] {run.name}"
         if book.state(run.name) == "done":
             print(f"{prefix}: done, skipped")
@@ -158,11 +173,11 @@ def _execute_local(sweep: Sweep, book: StatusBook) -> int:
             error = _error_of(run.run_dir, f"exit code {code}")
             book.record(run.name, "failed", seconds=seconds, error=error, exit_code=code)
             print(f"{prefix}: FAILED ({error}); going on", flush=True)
-    return _summarise(book)
+    return _summarise(book, runs)
 
 
-def _summarise(book: StatusBook) -> int:
-    states = [entry["status"] for entry in book.data["runs"].values()]
+def _summarise(book: StatusBook, runs: list[SweepRun]) -> int:
+    states = [book.state(run.name) for run in runs]
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     print("sweep: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" -> {book.path}")
     return 1 if "failed" in counts else 0
@@ -191,7 +206,7 @@ def run_job(base: str, overrides: list[str], cwd: str) -> dict:
     return {"status": "done"}
 
 
-def _execute_slurm(sweep: Sweep, book: StatusBook) -> int:
+def _execute_slurm(sweep: Sweep, book: StatusBook, runs: list[SweepRun]) -> int:
     import submitit
 
     options = sweep.slurm
@@ -202,12 +217,12 @@ def _execute_slurm(sweep: Sweep, book: StatusBook) -> int:
                       slurm_array_parallelism=options.get("array_parallelism"),
                       slurm_additional_parameters=options.get("additional_parameters"))
     executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
-    todo = [run for run in sweep.runs if book.state(run.name) != "done"]
-    for run in sweep.runs:
+    todo = [run for run in runs if book.state(run.name) != "done"]
+    for run in runs:
         if run not in todo:
             print(f"[sweep] {run.name}: done, skipped")
     if not todo:
-        return _summarise(book)
+        return _summarise(book, runs)
     cwd = str(Path.cwd())
     jobs = executor.map_array(run_job, [str(sweep.base.resolve())] * len(todo),
                               [sweep.command_overrides(run) for run in todo], [cwd] * len(todo))
@@ -226,4 +241,4 @@ def _execute_slurm(sweep: Sweep, book: StatusBook) -> int:
         book.record(run.name, result["status"], job_id=str(job.job_id),
                     **{k: v for k, v in result.items() if k != "status"})
         print(f"[sweep] {run.name}: " + ("done" if result["status"] == "done" else f"FAILED ({result['error']})"))
-    return _summarise(book)
+    return _summarise(book, runs)

@@ -30,6 +30,7 @@ from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
 from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
 from musc_ecd.training.curriculum import rank_within_groups
+from musc_ecd.training.selection import swap_labels, within_budget
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,6 @@ def common_difficulty(rows: list[dict], methods: list[str | None]) -> None:
         rows[index]["difficulty"] = value
 
 
-def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[dict]:
-    """At most ``max_pairs`` rows: a seeded random subset, in artifact order (a curriculum reorders later)."""
-    if max_pairs is None or len(rows) <= max_pairs:
-        return rows
-    import random
-
-    keep = sorted(random.Random(seed).sample(range(len(rows)), max_pairs))
-    log.info("pair budget: training on %d of %d pairs (train.max_pairs)", max_pairs, len(rows))
-    return [rows[i] for i in keep]
-
-
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
     check_report_backends(cfg.train.report_to)
@@ -106,7 +96,7 @@ def train(cfg: Config, run_dir: Path) -> dict:
         pairs_path = weighted_pairs(cfg, layout, pairs_path)
     model_dir, work_dir = layout.model, layout.train
     key = model_fingerprint(cfg)
-    from musc_ecd.training.sft import sft_rows, sft_source
+    from musc_ecd.training.sft import sft_selection, sft_source
 
     sft_only, sft_data = list(cfg.train.loss) == ["sft"], None
     if sft_only or cfg.train.sft_first:
@@ -130,17 +120,23 @@ def train(cfg: Config, run_dir: Path) -> dict:
                        else "trained with other settings")
         _retire_stale_checkpoints(work_dir, source, key, main_process)
         if sft_only:
-            summary = _fit_sft(cfg, sft_rows(sft_data), work_dir, model_dir, cfg.model.policy, cfg.train.epochs)
-            summary["sft_data"] = str(sft_data)
+            chosen = sft_selection(sft_data, cfg.train.max_pairs, cfg.seed)
+            # "pairs": the records drawn (the budget's unit); "sft_examples": their distinct answers
+            summary = _fit_sft(cfg, chosen.rows, work_dir, model_dir, cfg.model.policy, cfg.train.epochs,
+                               {"sft_data": str(sft_data), "pairs": chosen.selected,
+                                **_budget_record(cfg, chosen.available)})
         else:
-            rows = within_budget(load_pairs(pairs_path), cfg.train.max_pairs, cfg.seed)
+            available = load_pairs(pairs_path)
+            rows = within_budget(available, cfg.train.max_pairs, cfg.seed)
+            if cfg.train.swap_labels:
+                rows = swap_labels(rows)
             if cfg.train.curriculum != "random" and not all(r.get("difficulty") is not None for r in rows):
                 raise ConfigError(f"config error: train.curriculum={cfg.train.curriculum} needs a difficulty on "
                                   f"every pair, and {pairs_path} has pairs without one")
             base, sft_phase = cfg.model.policy, None
             if cfg.train.sft_first:
                 base, sft_phase = _sft_phase(cfg, sft_data, work_dir / "sft", main_process)
-            summary = _fit(cfg, rows, work_dir, model_dir, pairs_path, base)
+            summary = _fit(cfg, rows, work_dir, model_dir, pairs_path, base, _budget_record(cfg, len(available)))
             if sft_phase is not None:
                 summary["sft_phase"] = sft_phase
                 if main_process:  # evaluation merges the adapter into this base, not into model.policy
@@ -187,7 +183,13 @@ def weighted_pairs(cfg: Config, layout: RunLayout, source: Path) -> Path:
     return artifact
 
 
-def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path, base: str) -> dict:
+def _budget_record(cfg: Config, available: int) -> dict:
+    """What the summary says of the pair budget and the flip: how many there were to train on, the budget."""
+    return {"pairs_available": available, "max_pairs": cfg.train.max_pairs, "swap_labels": cfg.train.swap_labels}
+
+
+def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_path: Path, base: str,
+         selection: dict) -> dict:
     """The preference phase: ``TokenWeightedDPOTrainer`` on the pairs."""
     import torch
 
@@ -200,6 +202,7 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
         "finetuning": cfg.train.finetuning,
         "loss": list(cfg.train.loss),
         "pairs": len(rows),
+        **selection,
         "pairs_path": str(pairs_path),
         "weighted_pairs": sum(1 for r in rows if r.get("chosen_weights") is not None),
         "global_steps": fitted.result.global_step,
@@ -223,7 +226,8 @@ def _fit(cfg: Config, rows: list[dict], work_dir: Path, model_dir: Path, pairs_p
 BASE_MODEL_FILE = "base_model.json"
 
 
-def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float) -> dict:
+def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base: str, epochs: float,
+             extra: dict | None = None) -> dict:
     """SFT with TRL's ``SFTTrainer`` (loss on the completion only), resumable from ``work_dir``'s checkpoints."""
     from trl import SFTTrainer
 
@@ -232,7 +236,7 @@ def _fit_sft(cfg: Config, rows: list[dict], work_dir: Path, out_dir: Path, base:
                "pairs": len(rows), "global_steps": fitted.result.global_step,
                "train_loss": fitted.result.training_loss,
                "train_seconds_this_session": round(fitted.seconds, 1), "resumed_from": fitted.checkpoint,
-               "precision": "bf16" if fitted.bf16 else "fp32", "final_metrics": fitted.last_metrics}
+               "precision": "bf16" if fitted.bf16 else "fp32", "final_metrics": fitted.last_metrics, **(extra or {})}
     _write_summary(fitted, out_dir, summary)
     return summary
 
@@ -247,9 +251,10 @@ def _sft_phase(cfg: Config, source: Path, phase_dir: Path, main_process: bool) -
         done = json.loads(manifest.read_text())
         log.info("the SFT phase in %s is complete; starting the preference phase from it", phase_dir)
         return done["model"], done["summary"]
-    from musc_ecd.training.sft import sft_rows
+    from musc_ecd.training.sft import sft_selection
 
-    summary = _fit_sft(cfg, sft_rows(source), phase_dir / "checkpoints", phase_dir / "model", cfg.model.policy,
+    chosen = sft_selection(source, cfg.train.max_pairs, cfg.seed)
+    summary = _fit_sft(cfg, chosen.rows, phase_dir / "checkpoints", phase_dir / "model", cfg.model.policy,
                        cfg.train.sft_epochs)
     summary["sft_data"] = str(source)
     model = phase_dir / "model"
