@@ -30,11 +30,12 @@ from musc_ecd.evaluation import plots
 from musc_ecd.evaluation.compare import format_comparison
 from musc_ecd.evaluation.ifeval import METRICS
 from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
+from musc_ecd.evaluation.sets import SETS, headline_metric
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import write_atomic
 
 MISSING = "–"
-SET_LABELS = {"ifeval": "IFEval", "own": "own"}
+SET_LABELS = {name: s.label for name, s in SETS.items()}
 SHORT = {"prompt_level_strict_acc": "P-strict", "inst_level_strict_acc": "I-strict",
          "prompt_level_loose_acc": "P-loose", "inst_level_loose_acc": "I-loose"}
 
@@ -83,7 +84,8 @@ def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
     # The label-audit column appears when some run's pairs carry typed constraints (verifiable seeds).
     audited = any(r.label_accuracy.get("with_constraints") for r in records)
     headers = ["run", "status", *DESCRIPTIVE, *(["labels better/tied/reversed"] if audited else [])]
-    headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" for s in sets for m in METRICS]
+    headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" + (" (headline)" if headline_metric(s) == m else "")
+                for s in sets for m in METRICS]
     headers += ["train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in records:
@@ -159,7 +161,8 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
 
 
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
-          "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = the policy made every model "
+          "P/I = prompt/instruction level, strict/loose as in IFEval; (headline) = the metric the set's benchmark "
+          "reports as its result (IFBench: prompt-level loose). Roles: `self` = the policy made every model "
           "call; `teacher:M` = a named teacher evolved and answered (ECD); `responders:A>B` = APC's ladder. "
           "`train s` = wall time of the training stage.")
 
@@ -220,7 +223,7 @@ def render_run_report(run_dir: Path) -> str:
              markdown_table([record], sets), LEGEND]
     for s in sets:
         text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
-                                 record.labels.get("trained", "trained"))
+                                 record.labels.get("trained", "trained"), headline=headline_metric(s))
         parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]
     by_type = constraint_type_table(run_dir, sets)
     if by_type:

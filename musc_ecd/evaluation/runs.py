@@ -11,7 +11,7 @@ from musc_ecd.errors import DataError, UserError
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import read_jsonl
 
-SET_ORDER = ("ifeval", "own")
+SET_ORDER = ("ifeval", "ifbench", "own")
 CURVES = (("loss", "loss"), ("rewards/margins", "reward margin"), ("rewards/accuracies", "reward accuracy"))
 """Training curves read from ``train/metrics.jsonl``: (metric key, axis label)."""
 SWEEP_STATUS = "sweep_status.json"
