@@ -127,3 +127,26 @@ def test_data_building_does_not_load_the_trainer():
                 seen.add(current)
                 todo.extend(graph.get(current, ()))
         assert not any(m.startswith("musc_ecd.training") for m in seen), module
+
+
+def _reach(graph: dict[str, set[str]], module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.get(current, ()))
+    return seen - {module}
+
+
+def test_data_building_and_evaluation_meet_only_in_the_checkers():
+    """The typed constraints and the scorer both take their verdicts from ``musc_ecd.checkers``, which sits below
+    both: data building never reaches evaluation, and the checkers reach neither."""
+    graph = import_graph()
+    assert "musc_ecd.checkers" in graph["musc_ecd.constraints.typed.constraint"]
+    assert "musc_ecd.checkers" in graph["musc_ecd.evaluation.ifeval"]
+    for module in (m for m in graph if m.startswith("musc_ecd.constraints")):
+        assert not any(m.startswith("musc_ecd.evaluation") for m in _reach(graph, module)), module
+    for module in (m for m in graph if m.startswith("musc_ecd.checkers")):
+        below = _reach(graph, module)
+        assert not any(m.startswith(("musc_ecd.evaluation", "musc_ecd.constraints")) for m in below), module
