@@ -125,3 +125,22 @@ def test_run_and_report_take_ifbench_like_the_other_sets(answered, tmp_path, cap
     assert main(["report", str(tmp_path / "runs")]) == 0
     assert "IFBench P-loose (headline)" in (tmp_path / "runs" / "report.md").read_text()
     assert "ifbench/prompt_level_loose_acc/diff" in (tmp_path / "runs" / "report.csv").read_text()
+
+
+def test_a_sweep_evaluates_ifbench_once_per_policy_and_reports_it(answered, tmp_path, capsys):
+    import yaml
+
+    inputs, _ = answered
+    runs = tmp_path / "runs"
+    spec = {"base": QUICKSTART, "overrides": [*TINY, "data.limit=3", "eval.sets=[ifbench]",
+                                              f"eval.ifbench_path={inputs}"],
+            "grid": {"train.beta": [0.1, 0.5]}, "runs_dir": str(runs)}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["sweep", str(path)]) == 0
+    assert len(list((runs / "_shared").glob("eval-base-*"))) == 1  # the base model answered IFBench once
+    for name in ("beta-0.1", "beta-0.5"):
+        assert list(json.loads((runs / name / "report.json").read_text())["comparisons"]) == ["ifbench"]
+    assert main(["report", str(runs)]) == 0
+    markdown = (runs / "report.md").read_text()
+    assert "IFBench P-loose (headline)" in markdown and "| tiny | IFBench |" in markdown
