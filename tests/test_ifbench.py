@@ -122,6 +122,7 @@ def test_run_and_report_take_ifbench_like_the_other_sets(answered, tmp_path, cap
     run_md = (run_dir / "report.md").read_text()
     assert "IFBench P-loose (headline)" in run_md and "## IFBench" in run_md
     assert "prompt_level_loose_acc" in run_md and "(headline) = the set's headline metric" in run_md
+    assert "1 prompts (1 instructions) left out of every metric" in run_md and "`ratio:stop_words`" in run_md
     assert main(["report", str(tmp_path / "runs")]) == 0
     assert "IFBench P-loose (headline)" in (tmp_path / "runs" / "report.md").read_text()
     assert "ifbench/prompt_level_loose_acc/diff" in (tmp_path / "runs" / "report.csv").read_text()

@@ -160,6 +160,15 @@ def constraint_type_table(run_dir: Path, sets: list[str]) -> str:
     return "\n".join([header, "|---|---|---|---|---|---|", *lines])
 
 
+def _left_out(run_dir: Path, set_name: str) -> list[str]:
+    """A line naming the prompts the scorer left out of a set (checkers that cannot run offline), if any."""
+    excluded = (read_json(RunLayout(run_dir).eval_results(set_name, "base")) or {}).get("excluded") or {}
+    if not excluded.get("prompts"):
+        return []
+    return [f"{excluded['prompts']} prompts ({excluded['instructions']} instructions) left out of every metric: "
+            f"their checkers cannot run offline ({', '.join(f'`{i}`' for i in excluded['reasons'])})."]
+
+
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
           "P/I = prompt/instruction level, strict/loose as in IFEval; (headline) = the metric the set's benchmark "
           "reports as its result (IFBench: prompt-level loose). Roles: `self` = the policy made every model "
@@ -224,7 +233,7 @@ def render_run_report(run_dir: Path) -> str:
     for s in sets:
         text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
                                  record.labels.get("trained", "trained"), headline=headline_metric(s))
-        parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]
+        parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```", *_left_out(run_dir, s)]
     by_type = constraint_type_table(run_dir, sets)
     if by_type:
         parts += ["## By constraint type (instruction-level strict accuracy)", by_type]
