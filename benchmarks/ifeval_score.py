@@ -20,8 +20,7 @@ def main() -> None:
     started = time.perf_counter()
     from musc_ecd.evaluation import ifeval
 
-    inputs = ifeval.load_inputs(IFEVAL / "input_data.jsonl")  # imports the checker library
-    ifeval._prepare_offline()
+    inputs = ifeval.load_inputs(IFEVAL / "input_data.jsonl")  # imports the checker library, prepares NLTK's data
     imports = time.perf_counter() - started
     responses = ifeval.match_responses(inputs, ifeval._read_jsonl(
         IFEVAL / "input_response_data_gpt4_20231107.jsonl", "responses"))

@@ -20,6 +20,7 @@ from musc_ecd.layout import RunLayout
 
 def _run(args: argparse.Namespace) -> int:
     from musc_ecd.evaluation.compare import format_comparison
+    from musc_ecd.evaluation.sets import headline_metric
     from musc_ecd.pipeline import run
     from musc_ecd.run_summary import format_run_summary
 
@@ -27,7 +28,8 @@ def _run(args: argparse.Namespace) -> int:
     report = run(cfg, run_dir)
     labels = report["labels"]
     for set_name, comparison in report.get("comparisons", {}).items():
-        print(f"[{set_name}]\n{format_comparison(comparison, labels['base'], labels['trained'])}\n")
+        text = format_comparison(comparison, labels["base"], labels["trained"], headline=headline_metric(set_name))
+        print(f"[{set_name}]\n{text}\n")
     for set_name, metrics in report.get("base_scores", {}).items():  # eval.base_only: nothing to compare
         print(f"[{set_name}] {labels['base']}\n" + "\n".join(f"{k:<26}{v:>9.4f}" for k, v in metrics.items()) + "\n")
     print(format_run_summary(run_dir))
@@ -73,22 +75,21 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from musc_ecd.evaluation.evaluate import evaluate
+    from musc_ecd.evaluation.ifeval import format_results
 
     cfg, run_dir = _prepare(args)
     results = evaluate(cfg, run_dir)
-    for name, value in results["metrics"].items():
-        print(f"{name:<26}{value:.4f}")
+    print(format_results(results))
     return 0
 
 
 def _ifeval_score(args: argparse.Namespace) -> int:
-    from musc_ecd.evaluation.ifeval import score_files
+    from musc_ecd.evaluation.ifeval import format_results, score_files
     from musc_ecd.store import write_atomic
 
     results = score_files(args.input, args.responses)
     write_atomic(Path(args.out), json.dumps(results, indent=2) + "\n")
-    for name, value in results["metrics"].items():
-        print(f"{name:<26}{value:.4f}")
+    print(format_results(results))
     print(f"{results['num_prompts']} prompts, {results['num_instructions']} instructions -> {args.out}")
     return 0
 
@@ -97,14 +98,17 @@ def _compare(args: argparse.Namespace) -> int:
     from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
     from musc_ecd.evaluation.ifeval import PromptResult
 
-    runs = []
+    runs, headlines = [], set()
     for path in (args.results_a, args.results_b):
         try:
-            runs.append([PromptResult.from_json(row) for row in json.loads(Path(path).read_text())["per_prompt"]])
+            results = json.loads(Path(path).read_text())
+            runs.append([PromptResult.from_json(row) for row in results["per_prompt"]])
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"'{path}' is not a results.json with per-prompt verdicts ({exc})") from None
+        headlines.add((results.get("headline") or {}).get("metric"))
     report = paired_bootstrap(*runs, resamples=args.resamples, seed=args.seed)
-    print(format_comparison(report, args.results_a, args.results_b))
+    headline = headlines.pop() if len(headlines) == 1 else None
+    print(format_comparison(report, args.results_a, args.results_b, headline=headline))
     return 0
 
 
@@ -189,7 +193,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "weights": (_weights, "add per-token weights (train.weights=kl|bi_kl|pmi|entropy|edit|uniform) to the pairs"),
     "train": (_train, "train the policy on a pairs artifact (token-weighted DPO / SLiC / IPO / SFT; LoRA or full); "
                       "with train.weights set, on the weighted pairs that `weights` made first"),
-    "evaluate": (_evaluate, "answer the evaluation set (own set, or IFEval via eval.ifeval_path) and score it"),
+    "evaluate": (_evaluate, "answer one evaluation set (own; IFEval via eval.ifeval_path; IFBench via "
+                            "eval.sets=[ifbench] and eval.ifbench_path) and score it"),
     "config": (_show_config, "print the resolved config (YAML + overrides) without running anything"),
 }
 
@@ -203,7 +208,8 @@ def _prepare(args: argparse.Namespace):
 
 # Commands that take files rather than a config.
 FILE_COMMANDS = {
-    "ifeval-score": (_ifeval_score, "score an IFEval response file (official metrics, offline)"),
+    "ifeval-score": (_ifeval_score, "score a response file to an IFEval-format set (IFEval, IFBench, own; each "
+                                    "instruction's checker chosen by its id; official metrics, offline)"),
     "show-pair": (_show_pair, "render one pair with every token shaded by its weight (HTML + terminal)"),
     "compare": (_compare, "compare two results.json: each metric's difference with a 95%% paired bootstrap CI"),
     "sweep": (_sweep, "run a grid of configs (base + grid/zip axes), locally in turn or on SLURM via submitit"),
@@ -229,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("config", help="YAML config file")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (OmegaConf dotlist)")
     score = sub.add_parser("ifeval-score", help=FILE_COMMANDS["ifeval-score"][1])
-    score.add_argument("--input", required=True, help="IFEval input_data.jsonl (prompts, instruction ids, kwargs)")
+    score.add_argument("--input", required=True, help="IFEval-format prompts, instruction ids, kwargs (IFEval's "
+                       "input_data.jsonl, IFBench's IFBench_test.jsonl, ...)")
     score.add_argument("--responses", required=True, help="JSONL with prompt and response per line")
     score.add_argument("--out", required=True, help="where to write results.json")
     show = sub.add_parser("show-pair", help=FILE_COMMANDS["show-pair"][1])

@@ -212,6 +212,8 @@ KEYED_BY: dict[str, Keys] = {
                                    only_if={WEIGHTS: lambda cfg: cfg.train.weights in PAIRWISE_WEIGHT_SCHEMES}),
     "eval.ifeval_path": keys(BASE_EVAL_SHARE, why="the IFEval set (by its absolute path); evaluate's answers key "
                                                   "their prompts by content"),
+    "eval.ifbench_path": keys(BASE_EVAL_SHARE, why="the IFBench set (by its absolute path); evaluate's answers "
+                                                    "key their prompts by content"),
     "eval.limit": keys(BASE_EVAL_SHARE, why="how many prompts; evaluate's answers key their prompts by content"),
     "eval.max_new_tokens": keys(BASE_EVAL_SHARE, why="decoding; evaluate passes it to respond, which keys it"),
     "eval.temperature": keys(BASE_EVAL_SHARE, why="decoding; evaluate passes it to respond, which keys it"),
@@ -369,7 +371,8 @@ def base_eval_share_key(cfg: Config, set_name: str) -> str:
     on one evaluation set (the seed only when sampling: greedy answers do not depend on it)."""
     tree = to_dict(cfg)
     options = cfg.eval
-    source = str(Path(options.ifeval_path).resolve()) if set_name == "ifeval" else "own"
+    path = options.set_path(set_name)
+    source = str(Path(path).resolve()) if path is not None else "own"
     return digest({
         "policy": cfg.model.policy, "dtype": cfg.model.dtype, "trust_remote_code": cfg.model.trust_remote_code,
         "generation": _generation(tree),

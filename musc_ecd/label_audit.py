@@ -2,7 +2,7 @@
 
 For every pair whose prompt carries typed constraints, count the constraints ``chosen`` passes and the
 ones ``rejected`` passes — strict, per instruction, as IFEval scores them, through the one checker
-(``evaluation.ifeval.check_instruction``) — and call the label *better* (chosen passes strictly more),
+(``checkers.check_instruction``) — and call the label *better* (chosen passes strictly more),
 *tied* or *reversed* (DESIGN.md, "Labels you can check"). Pure: no model is loaded.
 
 A pair's constraints come from, in this order:

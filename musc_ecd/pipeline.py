@@ -140,9 +140,8 @@ def train_stage(cfg: Config, run_dir: Path) -> dict:
 
 
 def _eval_cfg(cfg: Config, set_name: str, adapter: str | None, name: str) -> Config:
-    path = cfg.eval.ifeval_path if set_name == "ifeval" else None
-    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ifeval_path=path, adapter=adapter,
-                                                             name=name, sets=None))
+    """``evaluate``'s config for one set: the one set named, so that evaluate answers that set."""
+    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, adapter=adapter, name=name, sets=[set_name]))
 
 
 def evaluate_base_stage(cfg: Config, run_dir: Path, set_name: str) -> dict:

@@ -46,12 +46,13 @@ FINGERPRINT_OF = {
     WEIGHTS: weights_fingerprint,
     MODEL: model_fingerprint,
     ANSWERS: lambda cfg: answers_fingerprint(cfg, cfg.data.prompts or cfg.data.seeds),
-    BASE_EVAL_SHARE: lambda cfg: base_eval_share_key(cfg, "ifeval"),
+    BASE_EVAL_SHARE: lambda cfg: tuple(base_eval_share_key(cfg, s) for s in ("own", "ifeval", "ifbench")),
 }
 METHOD_OF_SECTION = {"musc": "musc_coarse", "musc_fine": "musc_fine", "ecd": "ecd", "apc": "apc"}
 # Every condition in the table holds: sampled decoding (the seed keys answers), a pairwise weight scheme with a
 # fallback (which is edit: its option counts) and a model-based scheme (the dtype counts).
 WHERE_EVERY_KEY_COUNTS = ["generation.temperature=0.7", "eval.temperature=0.7", "eval.ifeval_path=ifeval.jsonl",
+                          "eval.ifbench_path=ifbench.jsonl",
                           "train.weights=kl", "train.weights_fallback=edit", "data.seeds=seeds.jsonl"]
 
 

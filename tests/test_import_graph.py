@@ -106,6 +106,16 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _reach(graph: dict[str, set[str]], module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.get(current, ()))
+    return seen - {module}
+
+
 def test_the_package_has_no_import_cycles():
     assert cycles(import_graph()) == []
 
@@ -120,10 +130,17 @@ def test_data_building_does_not_load_the_trainer():
     """weighting and the methods build data; the trainer (TRL) must not be among their dependencies."""
     graph = import_graph()
     for module in ("musc_ecd.weighting", "musc_ecd.generate"):
-        seen, todo = set(), [module]
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(graph.get(current, ()))
-        assert not any(m.startswith("musc_ecd.training") for m in seen), module
+        assert not any(m.startswith("musc_ecd.training") for m in _reach(graph, module)), module
+
+
+def test_data_building_and_evaluation_meet_only_in_the_checkers():
+    """The typed constraints and the scorer both take their verdicts from ``musc_ecd.checkers``, which sits below
+    both: data building never reaches evaluation, and the checkers reach neither."""
+    graph = import_graph()
+    assert "musc_ecd.checkers" in graph["musc_ecd.constraints.typed.constraint"]
+    assert "musc_ecd.checkers" in graph["musc_ecd.evaluation.ifeval"]
+    for module in (m for m in graph if m.startswith("musc_ecd.constraints")):
+        assert not any(m.startswith("musc_ecd.evaluation") for m in _reach(graph, module)), module
+    for module in (m for m in graph if m.startswith("musc_ecd.checkers")):
+        below = _reach(graph, module)
+        assert not any(m.startswith(("musc_ecd.evaluation", "musc_ecd.constraints")) for m in below), module

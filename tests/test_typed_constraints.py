@@ -194,7 +194,7 @@ def test_corrupt_applies_each_operator():
 
 @pytest.mark.parametrize(("instruction_id", "kwargs", "response"), CASES, ids=IDS)
 def test_describe_is_deterministic_and_our_own_text(instruction_id, kwargs, response):
-    from musc_ecd.evaluation.ifeval import _build_checker
+    from musc_ecd.checkers import build_checker
 
     constraint = TypedConstraint(instruction_id, kwargs)
     texts = {constraint.describe(random.Random(seed)) for seed in range(20)}
@@ -203,7 +203,7 @@ def test_describe_is_deterministic_and_our_own_text(instruction_id, kwargs, resp
     assert constraint.negate().describe(random.Random(0)).strip()
     if instruction_id not in ("length_constraints:number_paragraphs",):  # some kinds have one phrasing only
         assert len(texts) >= 2
-    library_text = _build_checker(instruction_id, kwargs, "p").build_description(**kwargs).lower().split()
+    library_text = build_checker(instruction_id, kwargs, "p").build_description(**kwargs).lower().split()
     windows = {" ".join(library_text[i:i + 8]) for i in range(len(library_text) - 7)}
     for text in texts:
         words = text.lower().split()

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from musc_ecd import checkers
 from musc_ecd.constraints.typed import TYPE_IDS, compatible, from_ifeval
 from musc_ecd.evaluation.evaluate import own_eval_set
 from musc_ecd.store import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "configs" / "data" / "verifiable_seeds.jsonl"
+SEED_FILES = [SEEDS, REPO / "configs" / "data" / "seeds.jsonl"]  # every training seed file the project ships
 TASKS = REPO / "configs" / "data" / "base_tasks.jsonl"
 IFEVAL_INPUT = REPO.parent / "shared" / "data" / "ifeval" / "input_data.jsonl"
+IFBENCH_INPUT = REPO.parent / "shared" / "data" / "ifbench" / "IFBench_test.jsonl"
+BENCHMARK_PROMPTS = {"IFEval": (IFEVAL_INPUT, 541), "IFBench": (IFBENCH_INPUT, 300)}
 WINDOW = 10
 
 
@@ -67,27 +71,64 @@ def test_repeat_prompt_repeats_exactly_the_text_before_it(seeds):
         assert row["instruction"].startswith(request) and len(row["instruction"]) > len(request)
 
 
-def _windows(text: str) -> set[str]:
-    words = text.lower().split()
+def _tokens(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def _words(text: str) -> list[str]:
+    """Case- and punctuation-insensitive words: a copy with its commas or quotes changed still matches."""
+    return re.findall(r"[a-z0-9]+(?:'[a-z0-9]+)*", text.lower())
+
+
+def _windows(text: str, split=_tokens) -> set[str]:
+    words = split(text)
     return {" ".join(words[i:i + WINDOW]) for i in range(len(words) - WINDOW + 1)}
 
 
-def _assert_disjoint(seeds: list[dict], prompts: list[str], name: str) -> None:
+def _assert_disjoint(seeds: list[dict], prompts: list[str], name: str, split=_tokens) -> None:
     tasks = read_jsonl(TASKS)
     lowered = [" ".join(p.lower().split()) for p in prompts]
     shared_tasks = [t["id"] for t in tasks if any(" ".join(t["task"].lower().split()) in p for p in lowered)]
     assert not shared_tasks, f"base tasks found in {name}: {shared_tasks[:5]}"
-    theirs = set().union(*(_windows(p) for p in prompts))
-    shared = {w for row in seeds for w in _windows(row["instruction"]) & theirs}
+    theirs = set().union(*(_windows(p, split) for p in prompts))
+    shared = {w for row in seeds for w in _windows(row["instruction"], split) & theirs}
     assert not shared, f"{len(shared)} {WINDOW}-word windows shared with {name}, e.g. {sorted(shared)[:3]}"
 
 
-@pytest.mark.skipif(not IFEVAL_INPUT.is_file(),
-                    reason=f"IFEval's 541 prompts are not at {IFEVAL_INPUT} (they live beside the repo in ../shared)")
-def test_disjoint_from_ifeval(seeds):
-    prompts = [json.loads(line)["prompt"] for line in IFEVAL_INPUT.read_text().splitlines() if line.strip()]
-    assert len(prompts) == 541
-    _assert_disjoint(seeds, prompts, "IFEval")
+def _benchmark_prompts(name: str) -> list[str]:
+    path, count = BENCHMARK_PROMPTS[name]
+    if not path.is_file():
+        pytest.skip(f"{name}'s prompts are not at {path} (they live beside the repo in ../shared)")
+    prompts = [row["prompt"] for row in read_jsonl(path)]
+    assert len(prompts) == count
+    return prompts
+
+
+@pytest.mark.parametrize("benchmark", list(BENCHMARK_PROMPTS))
+@pytest.mark.parametrize("seed_file", SEED_FILES, ids=lambda p: p.name)
+def test_no_seed_shares_a_ten_word_run_with_a_benchmark_prompt(seed_file, benchmark):
+    _assert_disjoint(read_jsonl(seed_file), _benchmark_prompts(benchmark), benchmark, split=_words)
+
+
+def _assert_no_ifbench_ids(seeds: list[dict]) -> None:
+    used = {i for row in seeds for i in row.get("instruction_id_list") or []}
+    ifbench = used & set(checkers.registry("IFBench"))
+    assert not ifbench, f"seeds use IFBench's instruction ids {sorted(ifbench)}"
+    assert used <= set(checkers.registry("IFEval")), sorted(used)  # typed seeds use IFEval's ids only
+
+
+@pytest.mark.parametrize("seed_file", SEED_FILES, ids=lambda p: p.name)
+def test_no_seed_uses_an_ifbench_instruction_id(seed_file):
+    _assert_no_ifbench_ids(read_jsonl(seed_file))
+
+
+def test_the_benchmark_checks_can_fail():
+    prompt = _benchmark_prompts("IFBench")[0]
+    copied = {"instruction": "Tell me. " + prompt[:200].replace(",", ";").replace("'", '"').upper()}
+    with pytest.raises(AssertionError, match="windows shared with IFBench"):
+        _assert_disjoint([copied], [prompt], "IFBench", split=_words)
+    with pytest.raises(AssertionError, match=r"IFBench's instruction ids \['count:numbers'\]"):
+        _assert_no_ifbench_ids([{"instruction_id_list": ["punctuation:no_comma", "count:numbers"]}])
 
 
 def test_disjoint_from_the_own_evaluation_set(seeds):

@@ -37,6 +37,7 @@ FINETUNING = ("lora", "full")
 TRAIN_PRECISION = ("auto", "bf16", "fp32")
 PREFIX_SHARING = ("auto", "on", "off")
 
-EVAL_SETS = ("own", "ifeval")
+EVAL_SETS = ("own", "ifeval", "ifbench")
+"""``eval.sets``: the shipped set, IFEval (``eval.ifeval_path``), IFBench (``eval.ifbench_path``)."""
 REPORT_TO = ("tensorboard", "wandb")
 """Where the trainer can also report its metrics (``train.report_to``)."""

@@ -15,6 +15,9 @@ class EvalConfig:
     ifeval_path: str | None = None
     """IFEval's ``input_data.jsonl`` (e.g. ../shared/data/ifeval/input_data.jsonl); None = the project's own
     complex-instruction set shipped with the package (same format, same scorer)."""
+    ifbench_path: str | None = None
+    """IFBench's ``IFBench_test.jsonl`` (e.g. ../shared/data/ifbench/IFBench_test.jsonl), for the ``ifbench`` set;
+    scored with IFBench's own checkers, headline metric prompt-level loose accuracy."""
     adapter: str | None = None
     """A trained adapter or full model directory (e.g. RUN_DIR/model); None = the base ``model.policy``."""
     name: str | None = None
@@ -25,8 +28,8 @@ class EvalConfig:
     temperature: float = 0.0
     sets: list[str] | None = None
     """Sets ``run`` evaluates base and trained on, each compared with a paired bootstrap: ``own`` (the shipped
-    set), ``ifeval`` (``eval.ifeval_path``). None = the one set ``evaluate`` uses (IFEval if ifeval_path is
-    set, else own)."""
+    set), ``ifeval`` (``eval.ifeval_path``), ``ifbench`` (``eval.ifbench_path``). ``evaluate`` answers the one set
+    named when there is one. None = IFEval if ifeval_path is set, else own."""
     base_only: bool = False
     """``run`` evaluates the base model on ``sets`` and stops: no pairs, no training. A sweep's untrained row
     (``base``), whose answers other runs with the same policy and decoding share (``share_dir``)."""
@@ -37,9 +40,15 @@ class EvalConfig:
               f"null or a list of distinct names from {', '.join(EVAL_SETS)}")
         check("ifeval" not in sets or self.ifeval_path is not None, "eval.sets", self.sets,
               "'ifeval' only together with eval.ifeval_path (IFEval's input_data.jsonl)")
+        check("ifbench" not in sets or self.ifbench_path is not None, "eval.sets", self.sets,
+              "'ifbench' only together with eval.ifbench_path (IFBench's IFBench_test.jsonl)")
 
     def set_names(self) -> list[str]:
         """The evaluation sets ``run`` uses (see ``sets``)."""
         return list(self.sets) if self.sets else ["ifeval" if self.ifeval_path else "own"]
+
+    def set_path(self, name: str) -> str | None:
+        """The configured prompt file of evaluation set ``name`` (None for the shipped ``own`` set)."""
+        return {"ifeval": self.ifeval_path, "ifbench": self.ifbench_path}.get(name)
 
 

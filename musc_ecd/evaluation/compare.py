@@ -79,9 +79,13 @@ def paired_bootstrap(a: list[PromptResult], b: list[PromptResult], resamples: in
     return report
 
 
-def format_comparison(report: dict[str, dict], label_a: str, label_b: str) -> str:
+def format_comparison(report: dict[str, dict], label_a: str, label_b: str, headline: str | None = None) -> str:
+    """The comparison as a table; ``headline`` marks the set's headline metric (IFBench: prompt-level loose)."""
     header = f"{'metric':<26}{'A':>9}{'B':>9}{'B - A':>9}   95% paired bootstrap CI"
     rows = [f"{name:<26}{r['a']:>9.4f}{r['b']:>9.4f}{r['diff']:>+9.4f}   [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
-            + ("  *" if r["excludes_zero"] else "") for name, r in report.items()]
+            + ("  *" if r["excludes_zero"] else "") + ("  (headline)" if name == headline else "")
+            for name, r in report.items()]
     legend = ["* the interval excludes 0"] if any(r["excludes_zero"] for r in report.values()) else []
+    if headline in report:
+        legend.append(f"(headline) = the set's headline metric, {headline}")
     return "\n".join([header, *rows, "", f"A = {label_a}", f"B = {label_b}", *legend])

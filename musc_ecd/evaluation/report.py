@@ -30,11 +30,12 @@ from musc_ecd.evaluation import plots
 from musc_ecd.evaluation.compare import format_comparison
 from musc_ecd.evaluation.ifeval import METRICS
 from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
+from musc_ecd.evaluation.sets import SETS, headline_metric
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import write_atomic
 
 MISSING = "–"
-SET_LABELS = {"ifeval": "IFEval", "ifbench": "IFBench", "own": "own"}
+SET_LABELS = {name: s.label for name, s in SETS.items()}
 SHORT = {"prompt_level_strict_acc": "P-strict", "inst_level_strict_acc": "I-strict",
          "prompt_level_loose_acc": "P-loose", "inst_level_loose_acc": "I-loose"}
 
@@ -91,7 +92,8 @@ def markdown_table(records: list[RunRecord], sets: list[str]) -> str:
     # The label-audit column appears when some run's pairs carry typed constraints (verifiable seeds).
     audited = any(r.label_accuracy.get("with_constraints") for r in records)
     headers = ["run", "status", *DESCRIPTIVE, *(["labels better/tied/reversed"] if audited else [])]
-    headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" for s in sets for m in METRICS]
+    headers += [f"{SET_LABELS.get(s, s)} {SHORT[m]}" + (" (headline)" if headline_metric(s) == m else "")
+                for s in sets for m in METRICS]
     headers += ["train s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in records:
@@ -215,8 +217,18 @@ def constraint_moves_table(records: list[RunRecord], sets: list[str]) -> str:
     return "\n\n".join(parts)
 
 
+def _left_out(run_dir: Path, set_name: str) -> list[str]:
+    """A line naming the prompts the scorer left out of a set (checkers that cannot run offline), if any."""
+    excluded = (read_json(RunLayout(run_dir).eval_results(set_name, "base")) or {}).get("excluded") or {}
+    if not excluded.get("prompts"):
+        return []
+    return [f"{excluded['prompts']} prompts ({excluded['instructions']} instructions) left out of every metric: "
+            f"their checkers cannot run offline ({', '.join(f'`{i}`' for i in excluded['reasons'])})."]
+
+
 LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap interval]); `–` = not available. "
-          "P/I = prompt/instruction level, strict/loose as in IFEval. Roles: `self` = the policy made every model "
+          "P/I = prompt/instruction level, strict/loose as in IFEval; (headline) = the metric the set's benchmark "
+          "reports as its result (IFBench: prompt-level loose). Roles: `self` = the policy made every model "
           "call; `teacher:M` = a named teacher evolved and answered (ECD); `responders:A>B` = APC's ladder. "
           "`train s` = wall time of the training stage.")
 
@@ -284,8 +296,8 @@ def render_run_report(run_dir: Path) -> str:
         if s not in record.comparisons:
             continue
         text = format_comparison(record.comparisons[s], record.labels.get("base", "base"),
-                                 record.labels.get("trained", "trained"))
-        parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```"]
+                                 record.labels.get("trained", "trained"), headline=headline_metric(s))
+        parts += [f"## {SET_LABELS.get(s, s)}", f"```\n{text}\n```", *_left_out(run_dir, s)]
     by_type = constraint_type_table(run_dir, sets)
     if by_type:
         parts += ["## By constraint type (instruction-level strict accuracy)", by_type]

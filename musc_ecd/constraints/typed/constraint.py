@@ -1,8 +1,8 @@
 """``TypedConstraint``: one verifiable requirement, as an IFEval instruction id plus its kwargs.
 
 One definition does every job a constraint has (STYLE.md, point 6): ``describe`` writes its instruction
-text, ``check`` decides whether a response follows it — through ``evaluation.ifeval.check_instruction``,
-the very function IFEval scoring calls — and ``negate``/``substitute`` corrupt it on its kwargs for MuSC
+text, ``check`` decides whether a response follows it — through ``musc_ecd.checkers``, the very checkers
+IFEval scoring calls — and ``negate``/``substitute`` corrupt it on its kwargs for MuSC
 (see ``corruption``). ``negated=True`` marks a typed inverse: it passes exactly when the original's
 checker decides the response fails.
 """
@@ -13,6 +13,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
+from musc_ecd.checkers import instruction_verdict
 from musc_ecd.constraints.typed import corruption, phrasing
 from musc_ecd.constraints.typed.registry import UnknownConstraintError, kind, normalize_kwargs
 
@@ -56,8 +57,6 @@ class TypedConstraint:
 
     def verdict(self, response: str, prompt: str = "") -> bool | None:
         """True / False, or None where the checker cannot decide (empty response, no detectable language)."""
-        from musc_ecd.evaluation.ifeval import instruction_verdict
-
         decided = instruction_verdict(self.id, self.kwargs, response, prompt)
         if decided is None or not self.negated:
             return decided
