@@ -28,7 +28,13 @@ from musc_ecd.errors import ConfigError, DataError, TrainingDivergedError
 from musc_ecd.fingerprints import MODEL, WEIGHTS, fingerprint_matches, model_fingerprint
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
-from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
+from musc_ecd.training.arguments import (
+    Phase,
+    check_launcher_precision,
+    check_report_backends,
+    reporting_environment,
+    trl_config,
+)
 from musc_ecd.training.curriculum import rank_within_groups
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,7 @@ def within_budget(rows: list[dict], max_pairs: int | None, seed: int) -> list[di
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
     check_report_backends(cfg.train.report_to)
+    check_launcher_precision(cfg.train.precision)
     layout = RunLayout(run_dir)
     pairs_path = layout.pairs_source(cfg)
     if not pairs_path.is_file():
