@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 Process = Callable[[list[Item]], tuple[list[dict], list[dict]]]
 Describe = Callable[[list[dict], list[dict]], dict]
 Resummarise = Callable[[dict, list[dict], list[dict]], dict]
-"""``resummarise(summary, accepted, rejected)``: a finished stage's summary under the current config, for the
-parts of it that keys no artifact (a warning threshold) can change."""
+"""``resummarise(summary, accepted, rejected)``: a finished stage's summary under the current config: a setting
+that keys no artifact (a warning threshold) can still change what its summary says."""
 Keyer = Callable[[Item | Reject], str]
 Verify = Callable[[Item, list[dict], list[dict]], bool]
 """``verify(item, accepted, rejected)``: were these records, kept under the item's bare id by an older store,
