@@ -92,6 +92,19 @@ def _method_section(section: str) -> Keys:
                 only_if={PAIRS: _reads(section), GENERATE_SHARE: _reads(section)})
 
 
+def _warning_threshold(section: str) -> Keys:
+    """A key that only sets when a summary warns: the pairs are the same at any value (generate summarises
+    finished pairs again under the current one), so it keys no artifact's content."""
+    return keys(GENERATE_SHARE, why="when the summary warns about the judge, not which pairs are made; a shared "
+                                    "entry's name keeps it, so the entries made before stay found",
+                only_if={GENERATE_SHARE: _reads(section)})
+
+
+WARNING_THRESHOLDS = tuple(f"{section}.judge_warning_share" for section in ("musc", "musc_fine", "ecd"))
+"""Keys that only set a summary's warning threshold. They keyed the pairs when they were added; pairs made
+under that key are recognised (``legacy_fingerprints``)."""
+
+
 _ALL_MODELS = (PAIRS, GENERATE_SHARE, WEIGHTS, MODEL, ANSWERS, BASE_EVAL_SHARE)
 _BUILDING = (PAIRS, GENERATE_SHARE)
 _DECODING = (PAIRS, GENERATE_SHARE, ANSWERS, BASE_EVAL_SHARE)
@@ -172,6 +185,7 @@ KEYED_BY: dict[str, Keys] = {
     "musc.*": _method_section("musc"),
     "musc_fine.*": _method_section("musc_fine"),
     "ecd.*": _method_section("ecd"),
+    **{key: _warning_threshold(key.partition(".")[0]) for key in WARNING_THRESHOLDS},
     "apc.*": _method_section("apc"),
     "train.pairs": excluded("where the pairs are read from: the weights key each pair by its content, the model "
                             "the pairs' sha256"),
@@ -253,8 +267,10 @@ def digest(tree: Any) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def keyed_tree(cfg: Config, artifact: str) -> dict:
-    """The config as a tree of only the keys that key ``artifact`` for this config (``KEYED_BY``)."""
+def keyed_tree(cfg: Config, artifact: str, rows: Mapping[str, Keys] | None = None) -> dict:
+    """The config as a tree of only the keys that key ``artifact`` for this config (``KEYED_BY``; ``rows``
+    replace some of its rows, as an older table had them)."""
+    rows = rows or {}
 
     def select(tree: dict, prefix: str) -> dict:
         chosen = {}
@@ -264,7 +280,7 @@ def keyed_tree(cfg: Config, artifact: str) -> dict:
                 inner = select(value, f"{key}.")
                 if inner:
                     chosen[name] = inner
-            elif keyed_by(key).applies(artifact, cfg):
+            elif (rows[key] if key in rows else keyed_by(key)).applies(artifact, cfg):
                 chosen[name] = value
         return chosen
 
@@ -324,16 +340,20 @@ def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
 
 
 def legacy_fingerprints(cfg: Config, artifact: str) -> tuple[str, ...]:
-    """The key an older musc-ecd gave ``artifact`` for this config, where it differs: what it made under that
-    key was made with these very settings (and more: the old keys covered whole sections), so it is kept."""
+    """The keys older musc-ecds gave ``artifact`` for this config, where they differ: what they made under
+    such a key was made with these very settings (and more: the old keys covered more), so it is kept. The
+    pairs: whole sections before the table; the table's key while the warning thresholds still keyed them."""
     if artifact == PAIRS:
-        old = sections_fingerprint(cfg, ("seed", "method", "model", "generation", "data",
-                                         *get_method(cfg.method).sections))
+        older = (sections_fingerprint(cfg, ("seed", "method", "model", "generation", "data",
+                                            *get_method(cfg.method).sections)),
+                 digest(keyed_tree(cfg, PAIRS, {key: _method_section(key.partition(".")[0])
+                                                for key in WARNING_THRESHOLDS})))
     elif artifact in (WEIGHTS, MODEL):
-        old = sections_fingerprint(cfg, ("seed", "model", "train"))
+        older = (sections_fingerprint(cfg, ("seed", "model", "train")),)
     else:
         return ()
-    return (old,) if old != FINGERPRINTS[artifact](cfg) else ()
+    current = FINGERPRINTS[artifact](cfg)
+    return tuple(key for key in dict.fromkeys(older) if key != current)
 
 
 def fingerprint_matches(stored: str | None, cfg: Config, artifact: str) -> bool:

@@ -55,17 +55,27 @@ def generate_into(cfg: Config, stage_dir: Path) -> dict:
         accuracy = label_accuracy(pairs)  # measured on the seeds' typed constraints, where the pairs carry them
         if accuracy["with_constraints"]:
             summary["label_accuracy"] = accuracy
-        warnings = list(_warnings(summary))
-        for warning in warnings:
-            log.warning("%s", warning)
-        return {**summary, "warnings": warnings}
+        return _with_warnings(summary)
+
+    def resummarise(summary, pairs, rejects):
+        # Finished pairs, summarised again: the judge's warning thresholds key no artifact (fingerprints.KEYED_BY).
+        # The precision and engine stay as recorded: they say how the pairs were made.
+        return _with_warnings({**summary, **method.summarize(pairs, rejects, cfg)})
 
     summary = run_item_stage(stage_dir, ARTIFACT, pairs_fingerprint(cfg), entries, make_process, describe,
                              cfg.store.commit_every, label=f"generate [{cfg.method}]",
-                             legacy_fingerprints=legacy_fingerprints(cfg, PAIRS))
+                             legacy_fingerprints=legacy_fingerprints(cfg, PAIRS), resummarise=resummarise)
     for extra in method.extras:
         extra.write(stage_dir)
     return summary
+
+
+def _with_warnings(summary: dict) -> dict:
+    """The summary with every warning it raises listed under ``warnings``, each logged."""
+    warnings = list(_warnings(summary))
+    for warning in warnings:
+        log.warning("%s", warning)
+    return {**summary, "warnings": warnings}
 
 
 def _warnings(tree) -> list[str]:

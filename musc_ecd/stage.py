@@ -24,12 +24,15 @@ from tqdm.auto import tqdm
 
 from musc_ecd.items import Item, entry_key, key_id
 from musc_ecd.records import Reject
-from musc_ecd.store import StageStore
+from musc_ecd.store import StageStore, write_atomic
 
 log = logging.getLogger(__name__)
 
 Process = Callable[[list[Item]], tuple[list[dict], list[dict]]]
 Describe = Callable[[list[dict], list[dict]], dict]
+Resummarise = Callable[[dict, list[dict], list[dict]], dict]
+"""``resummarise(summary, accepted, rejected)``: a finished stage's summary under the current config: a setting
+that keys no artifact (a warning threshold) can still change what its summary says."""
 Keyer = Callable[[Item | Reject], str]
 Verify = Callable[[Item, list[dict], list[dict]], bool]
 """``verify(item, accepted, rejected)``: were these records, kept under the item's bare id by an older store,
@@ -49,20 +52,26 @@ class _Plan:
 def run_item_stage(run_dir: Path, artifact: str, fingerprint: str, entries: Sequence[Item | Reject],
                    make_process: Callable[[], Process], describe: Describe, chunk_size: int,
                    label: str, key: Keyer = entry_key, verify: Verify | None = None,
-                   legacy_fingerprints: Sequence[str] = ()) -> dict:
+                   legacy_fingerprints: Sequence[str] = (), resummarise: Resummarise | None = None) -> dict:
     """Run (or resume, or skip) one stage over ``entries``; return its summary.
 
     ``key`` names an entry in the store; ``verify`` tells whether an older store's records of an item are
     still valid (None: they cannot be told, and the item is built again); ``legacy_fingerprints`` are keys an
-    older musc-ecd gave this config. ``make_process`` is called only when there is work left, so a finished
-    stage loads no model.
+    older musc-ecd gave this config; ``resummarise`` brings a finished stage's summary up to date. ``make_process``
+    is called only when there is work left, so a finished stage loads no model.
     """
     keyed = [(entry, key(entry)) for entry in entries]
     keys = [k for _, k in keyed]
     with StageStore(run_dir, artifact, fingerprint, legacy_fingerprints) as store:
         if store.is_complete(keys):
             log.info("%s for these %d items is complete in %s; nothing to do", label, len(keys), run_dir)
-            return json.loads((run_dir / "summary.json").read_text())
+            summary = json.loads((run_dir / "summary.json").read_text())
+            if resummarise is None:
+                return summary
+            updated = resummarise(summary, *store.records(keys))
+            if updated != summary:
+                write_atomic(run_dir / "summary.json", json.dumps(updated, indent=2) + "\n")
+            return updated
         plan = _plan(store, keyed, verify)
         for entry, k in plan.rekeyed:  # the same content, stored under its bare id: kept under its key
             store.commit(*store.item_records(entry.id), items=[k], keys={entry.id: k})

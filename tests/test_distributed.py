@@ -1,6 +1,7 @@
 """`musc-ecd train` across two CPU processes (gloo) on the tiny model, launched as on a machine without GPUs
-(``torchrun --standalone --nproc_per_node 2 -m musc_ecd train ...``; ``accelerate launch --cpu`` starts one
-process unless given an MPI host file): the same training as one process with the same global batch, the
+(``torchrun --standalone --nproc_per_node 2 -m musc_ecd train ...``, and ``accelerate launch`` with the shipped
+``configs/accelerate/ddp.yaml``, ``--num_processes 2 --mixed_precision no``; ``accelerate launch --cpu`` starts
+one process unless given an MPI host file): the same training as one process with the same global batch, the
 curriculum's order across ranks, a non-finite loss on one rank stopping every rank, and a kill mid-epoch
 resumed from the last checkpoint.
 
@@ -54,6 +55,17 @@ def _torchrun(run_dir: Path, *overrides: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "musc_ecd", "train", TRAIN_TINY, f"run_dir={run_dir}", f"train.pairs={PAIRS}",
                "train.batch_size=2", *SETTINGS, *overrides]
+    return subprocess.Popen(command, env=_environment(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _accelerate_launch(run_dir: Path, *overrides: str) -> subprocess.Popen:
+    """Two ranks of ``musc-ecd train`` as users launch them: ``accelerate launch`` with the shipped DDP config,
+    its GPU count and bf16 overridden for two CPU processes (accelerate then starts them as torchrun does)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO / "configs" / "accelerate" / "ddp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
+               "--main_process_port", str(_free_port()), "-m", "musc_ecd", "train", TRAIN_TINY, f"run_dir={run_dir}",
+               f"train.pairs={PAIRS}", "train.batch_size=2", *SETTINGS, *overrides]
     return subprocess.Popen(command, env=_environment(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -126,6 +138,16 @@ def test_two_processes_train_as_one_with_the_same_global_batch(two_processes, tm
     expected = _adapter(tmp_path)
     for name, tensor in _adapter(two_processes).items():
         torch.testing.assert_close(tensor, expected[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_accelerate_launch_with_the_shipped_config_trains_as_torchrun_does(two_processes, tmp_path):
+    output = _finish(_accelerate_launch(tmp_path))
+    assert output.count("trained 6 steps on 32 pairs") == 2  # one line per rank: two processes, not one
+    assert [(m["step"], m["loss"], m["grad_norm"]) for m in _losses(tmp_path)] == \
+        [(m["step"], m["loss"], m["grad_norm"]) for m in _losses(two_processes)]  # the same ranks, bit for bit
+    expected = _adapter(two_processes)
+    for name, tensor in _adapter(tmp_path).items():
+        torch.testing.assert_close(tensor, expected[name], atol=0, rtol=0, msg=name)
 
 
 def test_a_kill_mid_epoch_resumes_from_the_last_checkpoint(two_processes, tmp_path):

@@ -24,12 +24,14 @@ from musc_ecd.fingerprints import (
     KEYED_BY,
     MODEL,
     PAIRS,
+    WARNING_THRESHOLDS,
     WEIGHTS,
     answers_fingerprint,
     base_eval_share_key,
     digest,
     generate_share_key,
     keyed_by,
+    keyed_tree,
     legacy_fingerprints,
     model_fingerprint,
     pairs_fingerprint,
@@ -158,6 +160,19 @@ def test_weight_options_key_the_weights_only_where_the_scheme_uses_them():
         weights("train.weights=kl", "train.weights_fallback=edit")
 
 
+def test_a_key_that_only_sets_a_warning_threshold_keys_no_artifacts_content():
+    """``*.judge_warning_share`` says when the summary warns about the judge; the pairs are the same at any value.
+    (A shared entry's name keeps it, as it keeps other keys, so the entries made before stay found.)"""
+    assert set(WARNING_THRESHOLDS) == {key for key in schema_keys() if key.endswith("warning_share")}
+    for key in WARNING_THRESHOLDS:
+        section = key.partition(".")[0]
+        method = METHOD_OF_SECTION[section]
+        assert keyed_by(key).artifacts == {GENERATE_SHARE}, key
+        base = load_config(None, [f"method={method}"])
+        lenient = load_config(None, [f"method={method}", f"{key}=1.0"])
+        assert pairs_fingerprint(lenient) == pairs_fingerprint(base), key
+
+
 def test_the_generate_share_key_is_the_one_older_sweeps_named_their_entries_by():
     """A shared entry is found by its name: the key must not move, or a run's link would point elsewhere."""
     for overrides in ([], ["method=ecd", "ecd.rounds=5"], ["method=musc", "data.limit=3"]):  # ct2 at its default
@@ -211,7 +226,7 @@ def test_a_run_directory_keyed_by_the_older_hashes_is_recognised(tmp_path):
              tmp_path / "model": (MODEL, None)}
     before = {}
     for stage_dir, (artifact, parts) in files.items():
-        (older,) = legacy_fingerprints(cfg, artifact)
+        older = legacy_fingerprints(cfg, artifact)[0]  # the whole sections' key
         for path in [stage_dir / "manifest.json", *([stage_dir / parts / "meta.json"] if parts else [])]:
             path.write_text(json.dumps({**json.loads(path.read_text()), "fingerprint": older}))
         before[stage_dir] = (stage_dir / ("pairs.jsonl" if parts else "adapter_model.safetensors")).read_bytes()
@@ -224,3 +239,30 @@ def test_a_run_directory_keyed_by_the_older_hashes_is_recognised(tmp_path):
     assert not list(tmp_path.glob("*.stale-*"))
     log = (tmp_path / "log.txt").read_text()
     assert "4 items: 4 already done, 0 to do" in log and "the trained model" in log and "nothing to do" in log
+
+
+def test_a_new_warning_threshold_rebuilds_nothing_and_the_summary_warns_under_it(tmp_path):
+    """The tiny model's judge gives no parsable verdict: past the default threshold the summary warns; a rerun with
+    the threshold at 1 keeps the pairs (no refusal of the directory, nothing rebuilt) and no longer warns. A
+    directory whose pairs were keyed with the threshold (as before it was left out) is recognised and re-keyed."""
+    args = [CONFIG, *TINY, f"run_dir={tmp_path}", "musc.self_judge_filter=true", "musc.unparsable_verdict=keep"]
+    generated = tmp_path / "generate"
+    assert main(["generate", *args]) == 0
+    built, pairs = _manifest(generated), (generated / "pairs.jsonl").read_bytes()
+    summary = json.loads((generated / "summary.json").read_text())
+    assert summary["judge_filter"]["unparsable_share"] > 0.5 and summary["judge_filter"]["warning"] in \
+        summary["warnings"]
+
+    assert main(["generate", *args, "musc.judge_warning_share=1.0"]) == 0
+    assert _manifest(generated) == built and (generated / "pairs.jsonl").read_bytes() == pairs
+    summary = json.loads((generated / "summary.json").read_text())
+    assert "warning" not in summary["judge_filter"] and summary["warnings"] == []
+
+    cfg = load_config(CONFIG, [*TINY, "musc.self_judge_filter=true", "musc.unparsable_verdict=keep"])
+    keyed_with_threshold = keyed_tree(cfg, PAIRS)
+    keyed_with_threshold["musc"]["judge_warning_share"] = cfg.musc.judge_warning_share
+    for path in (generated / "manifest.json", generated / "pairs.parts" / "meta.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "fingerprint": digest(keyed_with_threshold)}))
+    assert main(["generate", *args]) == 0
+    assert (generated / "pairs.jsonl").read_bytes() == pairs
+    assert _manifest(generated)["fingerprint"] == pairs_fingerprint(cfg)

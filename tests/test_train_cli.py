@@ -239,6 +239,19 @@ def test_a_missing_report_backend_is_a_clear_error_before_any_model_loads(tmp_pa
         load_config(TRAIN_TINY, ["train.report_to=[mlflow]"])
 
 
+def test_a_launchers_mixed_precision_that_disagrees_with_train_precision_is_refused(tmp_path, capsys, monkeypatch):
+    """``accelerate launch --config_file configs/accelerate/ddp.yaml`` sets bf16 through this variable, and
+    transformers would train in it although train.precision=fp32 keys and records the model."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.precision=fp32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mixed precision bf16" in err and "train.precision=fp32" in err and "--mixed_precision no" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and not (tmp_path / "train").exists()
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # as `accelerate launch --mixed_precision no` sets it
+    assert main(["train", TRAIN_TINY, f"run_dir={tmp_path}", f"train.pairs={PAIRS}", "train.precision=fp32",
+                 "train.max_steps=1"]) == 0
+
+
 def test_wandb_is_offline_and_under_the_run_unless_the_user_says_otherwise(tmp_path, monkeypatch):
     import os
 

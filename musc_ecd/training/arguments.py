@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from musc_ecd.config import Config
-from musc_ecd.errors import BackendUnavailableError
+from musc_ecd.errors import BackendUnavailableError, ConfigError
 
 Phase = Literal["preference", "sft"]
 BOTH: tuple[Phase, ...] = ("preference", "sft")
@@ -133,6 +133,23 @@ def trl_config(cfg: Config, phase: Phase, output_dir: Path, **overrides: Any):
 
     values = trl_kwargs(cfg, phase, output_dir, on_gpu=torch.cuda.is_available())
     return trl_config_class(phase)(**{**values, **overrides})
+
+
+def check_launcher_precision(precision: str) -> None:
+    """``accelerate launch`` passes its mixed precision (``--mixed_precision``, or its config file's, e.g. bf16 in
+    ``configs/accelerate/ddp.yaml``) to transformers through ``ACCELERATE_MIXED_PRECISION``, which trains in it
+    where ``train.precision`` resolves to fp32: the model would be trained in another precision than its key and
+    summary record. A one-line error unless the two agree, before any model loads."""
+    import torch
+
+    ours = "bf16" if _bf16(precision, Placement(torch.cuda.is_available())) else "no"
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher not in ("no", ours):
+        instead = " or set train.precision=bf16," if launcher == "bf16" else ""
+        raise ConfigError(f"config error: the launcher asks for mixed precision {launcher} (accelerate launch "
+                          f"--mixed_precision or its config file) but train.precision={precision} trains in "
+                          f"{'bf16' if ours == 'bf16' else 'fp32'} here;{instead} launch with --mixed_precision "
+                          f"{ours}")
 
 
 # ----------------------------------------------------------------------------------------------

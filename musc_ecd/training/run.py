@@ -28,7 +28,13 @@ from musc_ecd.errors import ConfigError, DataError, TrainingDivergedError
 from musc_ecd.fingerprints import MODEL, WEIGHTS, fingerprint_matches, model_fingerprint
 from musc_ecd.layout import RunLayout
 from musc_ecd.store import DirectoryLock, file_sha256, read_jsonl, retire, write_atomic
-from musc_ecd.training.arguments import Phase, check_report_backends, reporting_environment, trl_config
+from musc_ecd.training.arguments import (
+    Phase,
+    check_launcher_precision,
+    check_report_backends,
+    reporting_environment,
+    trl_config,
+)
 from musc_ecd.training.curriculum import rank_within_groups
 from musc_ecd.training.selection import swap_labels, within_budget
 
@@ -88,6 +94,7 @@ def common_difficulty(rows: list[dict], methods: list[str | None]) -> None:
 def train(cfg: Config, run_dir: Path) -> dict:
     """Train ``model.policy`` on the pairs; resume from the last checkpoint; return the summary."""
     check_report_backends(cfg.train.report_to)
+    check_launcher_precision(cfg.train.precision)
     layout = RunLayout(run_dir)
     pairs_path = layout.pairs_source(cfg)
     if not pairs_path.is_file():
