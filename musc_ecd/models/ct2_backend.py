@@ -39,7 +39,8 @@ from musc_ecd.models.generator import (
     check_prompt_fits,
     cut_at_stop,
     encode_chat,
-    make_completion,
+    engine_completion,
+    progress_bar,
     sample_seed,
     validate_requests,
 )
@@ -194,17 +195,10 @@ class CT2Generator:
             row.ids = list(result.sequences_ids[0])  # the engine's record of what the callback saw
 
     def _completion(self, row: _Row) -> Completion:
-        # As in hf, the end-of-sequence token counts against max_new_tokens; the contract's ids exclude it.
-        ids = row.ids[: row.params.max_new_tokens]
-        ended_by_eos = bool(ids) and ids[-1] in self.eos_ids
-        return make_completion(self.tokenizer, ids[:-1] if ended_by_eos else ids, ended_by_eos, row.params)
+        return engine_completion(self.tokenizer, row.ids, self.eos_ids, row.params)
 
     def _progress(self, total: int):
-        if not self.show_progress or total == 0:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"generate [{self.name}, ct2 {self.compute_type}]", unit="seq", leave=False)
+        return progress_bar(self.show_progress, total, f"generate [{self.name}, ct2 {self.compute_type}]")
 
     def close(self) -> None:
         self._engine = None

@@ -110,6 +110,23 @@ def make_completion(tokenizer, ids: Sequence[int], ended_by_eos: bool, params: S
     return Completion(text=text, token_ids=tuple(ids), finish_reason=finish)
 
 
+def engine_completion(tokenizer, ids: Sequence[int], eos_ids: Sequence[int], params: SamplingParams) -> Completion:
+    """A ``Completion`` from the ids an engine generated for one row, its end token kept when one ended it. As in
+    hf, the end-of-sequence token counts against ``max_new_tokens``; the contract's ids exclude it."""
+    ids = list(ids)[: params.max_new_tokens]
+    ended_by_eos = bool(ids) and ids[-1] in eos_ids
+    return make_completion(tokenizer, ids[:-1] if ended_by_eos else ids, ended_by_eos, params)
+
+
+def progress_bar(show: bool, total: int, description: str):
+    """A tqdm bar over ``total`` sequences, or None when hidden or there is nothing to do."""
+    if not show or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="seq", leave=False)
+
+
 def eos_ids(configured, tokenizer) -> list[int]:
     """The ids that end generation: the model's generation config's ``eos_token_id`` (an id, a list, or None)
     and the tokenizer's; every backend stops on the same set."""

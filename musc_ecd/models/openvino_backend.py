@@ -35,7 +35,8 @@ from musc_ecd.models.generator import (
     SamplingParams,
     check_prompt_fits,
     encode_chat,
-    make_completion,
+    engine_completion,
+    progress_bar,
     sample_seed,
     validate_requests,
 )
@@ -123,7 +124,7 @@ class OpenVINOGenerator:
         results: list[list[list[Completion | None]]] = [[[None] * params.n for _ in requests]
                                                         for requests, params in calls]
         for row, ids in zip(rows, generated, strict=True):
-            completion = self._completion(ids, row.params)
+            completion = engine_completion(self.tokenizer, ids, self.eos_ids, row.params)
             if row.params.greedy:
                 results[row.call][row.request] = [completion] * row.params.n
             else:
@@ -171,18 +172,8 @@ class OpenVINOGenerator:
             config.rng_seed = row.seed
         return config
 
-    def _completion(self, ids: list[int], params: SamplingParams) -> Completion:
-        # As in hf, the end-of-sequence token counts against max_new_tokens; the contract's ids exclude it.
-        ids = ids[: params.max_new_tokens]
-        ended_by_eos = bool(ids) and ids[-1] in self.eos_ids
-        return make_completion(self.tokenizer, ids[:-1] if ended_by_eos else ids, ended_by_eos, params)
-
     def _progress(self, total: int):
-        if not self.show_progress or total == 0:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"generate [{self.name}, openvino {self.precision}]", unit="seq", leave=False)
+        return progress_bar(self.show_progress, total, f"generate [{self.name}, openvino {self.precision}]")
 
     def close(self) -> None:
         self._pipeline = None
