@@ -11,7 +11,7 @@ venv=${MUSC_ECD_VENV:-$root/.venv}
 want=$(cd "$root" && cat requirements/*.txt pyproject.toml scripts/env.sh | sha256sum | cut -c1-16)-${MUSC_ECD_NO_VLLM:-0}
 
 # OpenVINO's exporter needs an older transformers than the project's, so it gets an environment of its own,
-# where musc_ecd.models.conversion.openvino_exporter looks for it. The lock is complete: installed without deps.
+# where musc_ecd.models.exporter.openvino_exporter looks for it. The lock is complete: installed without deps.
 export_venv=$(dirname "$venv")/.venv-openvino-export
 export_want=$(cat "$root/requirements/openvino-export.lock" | sha256sum | cut -c1-16)
 if [ "${MUSC_ECD_NO_OPENVINO_EXPORT:-0}" != "1" ] && \

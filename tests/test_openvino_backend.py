@@ -84,7 +84,8 @@ def test_a_sample_depends_on_its_seed_alone(tiny_openvino):
 def test_an_export_is_keyed_by_content_not_path(tmp_path):
     from transformers import AutoTokenizer  # noqa: F401  (the export needs only the directory)
 
-    from musc_ecd.models.conversion import openvino_exporter, openvino_model
+    from musc_ecd.models.conversion import openvino_model
+    from musc_ecd.models.exporter import openvino_exporter
     from musc_ecd.models.loading import resolve_model_path
 
     exporter = openvino_exporter(None)

@@ -6,7 +6,7 @@
 | CPU with native bf16 (AVX-512-BF16 / AMX) | hf                                               | bf16         |
 | CPU without native bf16 (e.g. AVX2 only)  | openvino if usable, else ct2, else vllm, else hf | fp32         |
 
-"usable": openvino-genai installed and its exporter found (``conversion.openvino_exporter``).
+"usable": openvino-genai installed and its exporter found (``exporter.openvino_exporter``).
 
 Why: on a 2-core AMD Zen 3 (AVX2, no AVX-512) OpenVINO GenAI's continuous batching in float32 (KV cache too)
 decoded fastest of every engine measured, CTranslate2 second, both with greedy answers equal to transformers'
@@ -65,7 +65,7 @@ def openvino_installed() -> bool:
 def openvino_usable() -> bool:
     """openvino-genai importable and an exporter found: what ``auto`` needs to pick the OpenVINO backend."""
     from musc_ecd.errors import BackendUnavailableError
-    from musc_ecd.models.conversion import openvino_exporter
+    from musc_ecd.models.exporter import openvino_exporter
 
     if not openvino_installed():
         return False

@@ -91,7 +91,8 @@ class OpenVINOGenerator:
             )
         from transformers import AutoTokenizer
 
-        from musc_ecd.models.conversion import eos_ids_of, model_context, openvino_exporter, openvino_model
+        from musc_ecd.models.conversion import eos_ids_of, model_context, openvino_model
+        from musc_ecd.models.exporter import openvino_exporter
         from musc_ecd.models.loading import resolve_model_path
         from musc_ecd.models.precision import resolve_dtype
 
