@@ -17,12 +17,13 @@ esac
 venv=$("$root/scripts/env.sh")
 out=benchmarks/results/int8_ifeval/$backend
 mkdir -p "$out"
-for precision in fp32 int8; do
+for precision in ${INT8_IFEVAL_PRECISIONS:-fp32 int8}; do  # e.g. INT8_IFEVAL_PRECISIONS=int8 to redo one side
   overrides=("${fp32[@]}"); [ "$precision" = int8 ] && overrides=("${int8[@]}")
-  "$venv/bin/musc-ecd" evaluate configs/eval_baseline.yaml run_dir=runs/int8_ifeval/$backend-$precision \
+  run_dir=runs/int8_ifeval/$backend-$precision
+  "$venv/bin/musc-ecd" evaluate configs/eval_baseline.yaml run_dir="$run_dir" eval.name=ifeval \
     "eval.sets=[ifeval]" eval.ifeval_path=../shared/data/ifeval/input_data.jsonl model.dtype=float32 \
     generation.backend="$backend" "${overrides[@]}"
-  cp "runs/int8_ifeval/$backend-$precision/eval/ifeval/base/results.json" "$out/$precision-results.json"
+  cp "$(find "$run_dir/eval" -name results.json | head -1)" "$out/$precision-results.json"
 done
 "$venv/bin/musc-ecd" compare "$out/fp32-results.json" "$out/int8-results.json" | tee "$out/compare.txt"
 { lscpu | grep -E "^Model name|^CPU family|^Model:|^CPU\(s\)"; "$venv/bin/python" -c \
