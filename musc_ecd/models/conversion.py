@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from musc_ecd.errors import BackendUnavailableError
@@ -70,6 +71,27 @@ def check_vocabulary(converted: Path, tokenizer) -> None:
             f"the CTranslate2 vocabulary in '{converted}' does not map one-to-one onto the tokenizer's ids; "
             "use generation.backend=hf for this model"
         )
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """What an engine that converts a model needs of its spec: the directory, tokenizer, end ids and context."""
+
+    path: Path
+    tokenizer: object
+    eos_ids: list[int]
+    context: int | None
+
+
+def source_model(model_spec: str, cfg) -> SourceModel:
+    """``model_spec`` resolved to a directory, with its tokenizer (``model.trust_remote_code`` honoured)."""
+    from transformers import AutoTokenizer
+
+    from musc_ecd.models.loading import resolve_model_path
+
+    path = resolve_model_path(model_spec)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
+    return SourceModel(path, tokenizer, eos_ids_of(path, tokenizer), model_context(path))
 
 
 def eos_ids_of(model_dir: Path, tokenizer) -> list[int]:

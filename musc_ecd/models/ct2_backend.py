@@ -36,13 +36,11 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
-    check_prompt_fits,
     cut_at_stop,
-    encode_chat,
+    encode_requests,
     engine_completion,
     progress_bar,
     sample_seed,
-    validate_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -97,20 +95,16 @@ class CT2Generator:
                 "generation.backend=ct2 but ctranslate2 is not installed: pip install ctranslate2==4.8.5 "
                 "(requirements/base.txt), or use generation.backend=hf"
             )
-        from transformers import AutoTokenizer
-
-        from musc_ecd.models.conversion import ct2_model, eos_ids_of, model_context
-        from musc_ecd.models.loading import resolve_model_path
+        from musc_ecd.models.conversion import ct2_model, source_model
 
         options = cfg.generation.ct2
         compute_type = ct2_compute_type(cfg)
-        path = resolve_model_path(model_spec)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
-        converted = ct2_model(path, compute_type, tokenizer, trust_remote_code=cfg.model.trust_remote_code)
+        source = source_model(model_spec, cfg)
+        converted = ct2_model(source.path, compute_type, source.tokenizer,
+                              trust_remote_code=cfg.model.trust_remote_code)
         threads = options.threads or available_threads()
-        return cls(converted, tokenizer, name=model_spec, compute_type=compute_type, threads=threads,
-                   max_batch_size=options.max_batch_size, eos_ids=eos_ids_of(path, tokenizer),
-                   context=model_context(path))
+        return cls(converted, source.tokenizer, name=model_spec, compute_type=compute_type, threads=threads,
+                   max_batch_size=options.max_batch_size, eos_ids=source.eos_ids, context=source.context)
 
     # -- the Generator interface -----------------------------------------------------------------------------
 
@@ -122,9 +116,7 @@ class CT2Generator:
         greedy: list[_Row] = []
         sampled: list[tuple[int, list[_Row]]] = []  # (the call's engine seed, its rows)
         for call, (requests, params) in enumerate(calls):
-            validate_requests(requests)
-            encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
-            check_prompt_fits([len(ids) for ids in encoded], self.context, "the model (max_position_embeddings)")
+            encoded = encode_requests(self.tokenizer, requests, self.context)
             if params.greedy:
                 greedy += [_Row(call, i, 0, ids, params) for i, ids in enumerate(encoded)]
                 continue

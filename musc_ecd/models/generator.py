@@ -163,6 +163,15 @@ def check_prompt_fits(prompt_lengths: Sequence[int], context: int | None, settin
             )
 
 
+def encode_requests(tokenizer, requests: Sequence[Chat], context: int | None,
+                    setting: str = "the model (max_position_embeddings)") -> list[list[int]]:
+    """Every backend's first step: the requests checked, encoded by ``encode_chat``, each checked to fit."""
+    validate_requests(requests)
+    encoded = [encode_chat(tokenizer, chat) for chat in requests]
+    check_prompt_fits([len(ids) for ids in encoded], context, setting)
+    return encoded
+
+
 def validate_requests(requests: Sequence[Chat]) -> None:
     for i, chat in enumerate(requests):
         if not isinstance(chat, list) or not chat:

@@ -11,12 +11,10 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
-    check_prompt_fits,
-    encode_chat,
+    encode_requests,
     eos_ids,
     make_completion,
     sample_seed,
-    validate_requests,
 )
 
 
@@ -54,10 +52,8 @@ class HFGenerator:
         return cls(model, tokenizer, name=model_spec, batch_size=cfg.generation.batch_size)
 
     def generate(self, requests: Sequence[Chat], params: SamplingParams) -> list[list[Completion]]:
-        validate_requests(requests)
+        encoded = encode_requests(self.tokenizer, requests, self.context)
         samples_to_run = 1 if params.greedy else params.n
-        encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
-        check_prompt_fits([len(ids) for ids in encoded], self.context, "the model (max_position_embeddings)")
         rows = [
             _Row(i, s, ids, sample_seed(params.seed, chat, s))
             for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True))

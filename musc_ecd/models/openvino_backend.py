@@ -33,12 +33,10 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
-    check_prompt_fits,
-    encode_chat,
+    encode_requests,
     engine_completion,
     progress_bar,
     sample_seed,
-    validate_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -89,21 +87,17 @@ class OpenVINOGenerator:
                 "generation.backend=openvino but openvino-genai is not installed: pip install "
                 "openvino-genai==2026.4.1.0 (requirements/base.txt), or use generation.backend=ct2 or hf"
             )
-        from transformers import AutoTokenizer
-
-        from musc_ecd.models.conversion import eos_ids_of, model_context, openvino_model
+        from musc_ecd.models.conversion import openvino_model, source_model
         from musc_ecd.models.exporter import openvino_exporter
-        from musc_ecd.models.loading import resolve_model_path
         from musc_ecd.models.precision import resolve_dtype
 
         options = cfg.generation.openvino
-        path = resolve_model_path(model_spec)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
-        exported = openvino_model(path, openvino_weight_format(cfg), openvino_exporter(options.exporter),
+        source = source_model(model_spec, cfg)
+        exported = openvino_model(source.path, openvino_weight_format(cfg), openvino_exporter(options.exporter),
                                   trust_remote_code=cfg.model.trust_remote_code)
-        return cls(exported, tokenizer, name=model_spec, precision=resolve_dtype(cfg.model.dtype),
+        return cls(exported, source.tokenizer, name=model_spec, precision=resolve_dtype(cfg.model.dtype),
                    threads=options.threads, max_num_seqs=options.max_num_seqs, kv_cache_gb=options.kv_cache_gb,
-                   eos_ids=eos_ids_of(path, tokenizer), context=model_context(path))
+                   eos_ids=source.eos_ids, context=source.context)
 
     # -- the Generator interface -----------------------------------------------------------------------------
 
@@ -114,9 +108,7 @@ class OpenVINOGenerator:
         """Several calls in one continuous batch, each row with its own limits, stop strings and seed."""
         rows: list[_Row] = []
         for call, (requests, params) in enumerate(calls):
-            validate_requests(requests)
-            encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
-            check_prompt_fits([len(ids) for ids in encoded], self.context, "the model (max_position_embeddings)")
+            encoded = encode_requests(self.tokenizer, requests, self.context)
             samples = 1 if params.greedy else params.n  # greedy samples are one answer, repeated
             rows += [_Row(call, i, s, ids, params, sample_seed(params.seed, chat, s))
                      for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)) for s in range(samples)]

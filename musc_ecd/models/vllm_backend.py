@@ -21,11 +21,9 @@ from musc_ecd.models.generator import (
     Chat,
     Completion,
     SamplingParams,
-    check_prompt_fits,
-    encode_chat,
+    encode_requests,
     make_completion,
     sample_seed,
-    validate_requests,
 )
 
 
@@ -101,9 +99,7 @@ class VLLMGenerator:
 
         prompts, sampling, owners = [], [], []
         for call, (requests, params) in enumerate(calls):
-            validate_requests(requests)
-            encoded = [encode_chat(self.tokenizer, chat) for chat in requests]
-            check_prompt_fits([len(ids) for ids in encoded], self.context, "generation.vllm.max_model_len")
+            encoded = encode_requests(self.tokenizer, requests, self.context, "generation.vllm.max_model_len")
             for i, (chat, ids) in enumerate(zip(requests, encoded, strict=True)):
                 for s in range(1 if params.greedy else params.n):
                     prompts.append(TokensPrompt(prompt_token_ids=ids))
