@@ -9,7 +9,9 @@ from musc_ecd.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = REPO / "configs" / "accelerate"
 ALL_YAMLS = sorted(p for folder in ("configs", "experiments") for p in (REPO / folder).rglob("*.yaml")
-                   if ACCELERATE not in p.parents)
+                   if ACCELERATE not in p.parents and "results" not in p.relative_to(REPO).parts)
+"""Configs people run; the resolved configs that `musc-ecd publish` copies into an experiment's results/ are
+records of runs (with the run's paths and every key spelled out), not commands to run."""
 
 
 def _is_sweep(path: Path) -> bool:
