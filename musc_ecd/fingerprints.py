@@ -312,18 +312,17 @@ def model_fingerprint(cfg: Config) -> str:
 
 ENGINE_ONLY = ("batch_size", "vllm")
 """``generation`` keys that change how text is produced, not which text."""
-CT2_ENGINE_ONLY = ("max_batch_size", "threads")
-"""``generation.ct2`` keys of that kind; its ``compute_type`` (int8 weights) changes the text and stays."""
+ENGINE_TEXT_KEYS = {"ct2": "compute_type", "openvino": "weight_format"}
+"""The one key of each converting engine's options that changes the text (int8 weights); the others (batch,
+threads, memory, exporter) change only how it is produced."""
 
 
 def _generation(tree: dict) -> dict:
     kept = {k: v for k, v in tree["generation"].items() if k not in ENGINE_ONLY}
-    ct2 = {k: v for k, v in kept.pop("ct2").items() if k not in CT2_ENGINE_ONLY}
-    if ct2 != {"compute_type": "auto"}:  # left out at its default, so keys made before ct2 existed still hold
-        kept["ct2"] = ct2
-    openvino = {k: v for k, v in kept.pop("openvino").items() if k == "weight_format"}
-    if openvino != {"weight_format": "auto"}:  # likewise for OpenVINO
-        kept["openvino"] = openvino
+    for engine, key in ENGINE_TEXT_KEYS.items():
+        value = kept.pop(engine)[key]
+        if value != "auto":  # left out at its default, so keys made before the engine existed still hold
+            kept[engine] = {key: value}
     return kept
 
 

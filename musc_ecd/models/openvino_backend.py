@@ -130,18 +130,20 @@ class OpenVINOGenerator:
         """The generated ids of every row (the end token kept when it ended the row), in the rows' order."""
         import numpy as np
         import openvino
+        import openvino_genai
 
         handles = [self._pipeline.add_request(index, openvino.Tensor(np.array([row.prompt_ids], dtype=np.int64)),
                                               self._engine_config(row))
                    for index, row in enumerate(rows)]
         progress = self._progress(len(rows))
-        finished = 0
+        pending = handles  # polled only for the progress bar, and only those not yet seen finished
         while self._pipeline.has_non_finished_requests():
             self._pipeline.step()
             if progress is not None:
-                done = sum(_is_finished(handle) for handle in handles)
-                progress.update(done - finished)
-                finished = done
+                finished = openvino_genai.GenerationStatus.FINISHED
+                still = [handle for handle in pending if handle.get_status() != finished]
+                progress.update(len(pending) - len(still))
+                pending = still
         if progress is not None:
             progress.close()
         return [list(handle.read_all()[0].generated_ids) for handle in handles]
@@ -170,9 +172,3 @@ class OpenVINOGenerator:
 
     def close(self) -> None:
         self._pipeline = None
-
-
-def _is_finished(handle) -> bool:
-    import openvino_genai
-
-    return handle.get_status() == openvino_genai.GenerationStatus.FINISHED
