@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TASKS = ROOT / "configs" / "data" / "base_tasks.jsonl"
 DEFAULT_OUT = ROOT / "configs" / "data" / "verifiable_seeds.jsonl"
 DEFAULT_SEED = 14
-DEFAULT_ROWS = 640
+DEFAULT_ROWS = 1536
 
 
 def main(argv: list[str] | None = None) -> int:
