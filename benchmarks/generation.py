@@ -19,7 +19,9 @@ OpenVINO = ``--weight-format int8``; the vLLM CPU build has no int8 for an unqua
 CTranslate2 and OpenVINO run through the project's backends (``generation.backend=ct2|openvino``), so a row is
 what a run gets, conversion into a fresh cache included; OpenVINO's exporter is the environment that
 ``scripts/env.sh`` builds. Results are merged into benchmarks/results/generation.json under
-``engines/MODEL/CPU-CAPABILITY``, with the CPU's model and flags.
+``engines/MODEL/CPU-CAPABILITY``, with the CPU's model and flags: an engine re-measured at some batches keeps
+its rows at the others, every row stamped with the run that measured it, and each ratio to transformers says
+whether both rows come from one run (``batch16_same_run_as_hf``).
 """
 
 from __future__ import annotations
@@ -209,10 +211,10 @@ def main() -> None:
     key = f"engines/{args.model}/{machine['cpu_capability']}"
     everything = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     result = everything.get(key, {})
+    measured_at = time.strftime("%Y-%m-%d %H:%M")
     result.update({"model": args.model, "max_new_tokens": args.max_new_tokens, "prompts": "IFEval's first "
                    f"{args.prompts} (first {max(batches)} for batch {max(batches)}), chat template, greedy",
-                   **machine, "machine_rates": rates, "roofline": roofline,
-                   "measured_at": time.strftime("%Y-%m-%d %H:%M")})
+                   **machine, "machine_rates": rates, "roofline": roofline, "measured_at": measured_at})
     engines = result.setdefault("engines", {})
     with tempfile.TemporaryDirectory() as scratch:
         spec_file = Path(scratch) / "spec.json"
@@ -226,13 +228,28 @@ def main() -> None:
                     engines[name] = {"skipped": "the vLLM CPU build has no int8 for an unquantized checkpoint"}
                 else:
                     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-                    engines[name] = _run_child(sys.executable, engine, precision, spec_file)
-                    engines[name]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+                    measured = _run_child(sys.executable, engine, precision, spec_file)
+                    measured["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+                    engines[name] = _merged(engines.get(name, {}), measured, measured_at)
     _compare(result)
     everything[key] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(everything, indent=1) + "\n")
     print(json.dumps(_summary(result), indent=1))
+
+
+def _merged(earlier: dict, measured: dict, measured_at: str) -> dict:
+    """This run's rows, each stamped with the run, over the earlier rows of batches this run did not measure.
+
+    A row keeps the time of the run that measured it (rows from before stamping read "unrecorded"), so a merge
+    of several runs shows which ratios come from one run and which cross runs, whose load may have differed.
+    """
+    if "rows" not in measured:
+        return measured
+    rows = {batch: {**row, "measured_at": measured_at} for batch, row in measured["rows"].items()}
+    kept = {batch: {"measured_at": "unrecorded", **row} for batch, row in earlier.get("rows", {}).items()
+            if batch not in rows}
+    return {**measured, "rows": dict(sorted({**kept, **rows}.items(), key=lambda item: int(item[0])))}
 
 
 def _compare(result: dict) -> None:
@@ -261,6 +278,9 @@ def _compare(result: dict) -> None:
         if "16" in rows and reference.get("16"):
             entry["batch16_vs_hf_fp32_batch16"] = round(rows["16"]["generated_tokens_per_s"]
                                                         / reference["16"]["generated_tokens_per_s"], 2)
+            # a ratio within one run is the one to quote; across runs, the machine's load may have differed
+            when = rows["16"].get("measured_at", "unrecorded")
+            entry["batch16_same_run_as_hf"] = when != "unrecorded" and when == reference["16"].get("measured_at")
 
 
 def _summary(result: dict) -> dict:
@@ -269,10 +289,12 @@ def _summary(result: dict) -> dict:
         if "rows" not in entry:
             table[name] = entry.get("skipped") or entry.get("error")
             continue
-        table[name] = {b: (row["generated_tokens_per_s"], row["roofline_share"]) for b, row in entry["rows"].items()}
+        table[name] = {b: (row["generated_tokens_per_s"], row["roofline_share"], row.get("measured_at", "unrecorded"))
+                       for b, row in entry["rows"].items()}
         table[name].update({k: entry.get(k) for k in ("faithful_share", "engine_start_s", "conversion_s",
                                                        "peak_rss_mb", "best_vs_hf_fp32_batch16")})
-    return {"cpu": result["cpu_model"], "capability": result["cpu_capability"], "tokens/s, roofline share": table}
+    return {"cpu": result["cpu_model"], "capability": result["cpu_capability"],
+            "tokens/s, roofline share, measured at": table}
 
 
 if __name__ == "__main__":  # guard required: vLLM starts worker processes
