@@ -91,7 +91,8 @@ def test_roles_say_who_wrote_the_data():
 def test_report_table_values(runs_dir, capsys):
     assert main(["report", str(runs_dir)]) == 0
     markdown = (runs_dir / "report.md").read_text()
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.splitlines()
+    main_table = markdown.split("\n## ")[0]  # later sections (base model, compute) have rows per run too
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in main_table.splitlines()
             if line.startswith("| ") and not line.startswith("| run ")}
     assert set(rows) >= {"a-self", "b-teacher", "c-broken"} and "_shared" not in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| run |"))
@@ -175,3 +176,23 @@ def test_label_accuracy_column_when_pairs_carry_typed_constraints(runs_dir):
     assert row.split(" | ")[9] == "0.60/0.40/0.00 (n=5)"
     csv_row = next(line for line in (runs_dir / "report.csv").read_text().splitlines() if line.startswith("a-self"))
     assert ",5,0.6,0.4,0.0,1.8,1.0," in csv_row
+
+
+def test_compute_counts_a_shared_stage_once_in_the_run_that_made_it(tmp_path):
+    shared = tmp_path / "_shared" / "generate-k"
+    shared.mkdir(parents=True)
+    stages = {"maker": {"generate": 3000.0, "train": 600.0, "report": 0.1},
+              "reuser": {"generate": 2.0, "train": 900.0, "report": 0.1}}
+    for name, seconds in stages.items():
+        run = write_run(tmp_path / name, config=SELF, report={"pairs": 6, "train_steps": 3, "comparisons": {}},
+                        status={"status": "done", "stages": {k: {"state": "done", "seconds": v}
+                                                             for k, v in seconds.items()}})
+        (run / "generate").symlink_to(Path("..") / "_shared" / "generate-k")
+    (tmp_path / "maker" / "machine.json").write_text(json.dumps(
+        {"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cpu_capability": "AVX2", "cores": 2}))
+    assert main(["report", str(tmp_path)]) == 0
+    compute = (tmp_path / "report.md").read_text().split("## Compute")[1]
+    assert "| run | where | generate | train | total h |" in compute  # the report stage is not compute
+    assert "| maker | AMD EPYC (family/model 25/1), 2 cores, AVX2 | 3,000 s | 600 s | 1.00 |" in compute
+    assert "| reuser | – | shared (maker) | 900 s | 0.25 |" in compute
+    assert "| all | |  |  | 1.25 |" in compute

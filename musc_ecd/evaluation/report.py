@@ -233,6 +233,38 @@ LEGEND = ("Metric cells: trained value (trained − base [95% paired bootstrap i
           "`train s` = wall time of the training stage.")
 
 
+def compute_table(records: list[RunRecord]) -> str:
+    """Wall time per run and stage, and where it ran. A stage whose output several runs share (a sweep's
+    ``_shared``) is counted once, in the run that made it (the longest of them); the others show ``shared``."""
+    timed = [r for r in records if r.stage_seconds]
+    if not timed:
+        return ""
+    stages = list(dict.fromkeys(stage for r in timed for stage in r.stage_seconds if stage != "report"))
+    maker = {}  # shared output -> the run whose stage did the work
+    for r in timed:
+        for stage, target in r.shared_outputs.items():
+            best = maker.get(target)
+            if best is None or r.stage_seconds.get(stage, 0) > best[1]:
+                maker[target] = (r.name, r.stage_seconds.get(stage, 0))
+    lines = ["| run | where | " + " | ".join(stages) + " | total h |", "|" + "---|" * (len(stages) + 3)]
+    grand = 0.0
+    for r in timed:
+        cells, total = [], 0.0
+        for stage in stages:
+            seconds, target = r.stage_seconds.get(stage), r.shared_outputs.get(stage)
+            if seconds is None:
+                cells.append(MISSING)
+            elif target is not None and maker[target][0] != r.name:
+                cells.append(f"shared ({maker[target][0]})")
+            else:
+                cells.append(f"{seconds:,.0f} s")
+                total += seconds
+        grand += total
+        lines.append(f"| {r.name} | {_text(r.machine)} | " + " | ".join(cells) + f" | {total / 3600:.2f} |")
+    lines.append("| all | | " + " | ".join("" for _ in stages) + f" | {grand / 3600:.2f} |")
+    return "\n".join(lines)
+
+
 def _plots(records: list[RunRecord], sets: list[str], plot_dir: Path) -> list[Path]:
     made = [plots.metric_intervals(records, sets, plot_dir / "metrics.png"),
             plots.training_curves(records, plot_dir / "curves.png"),
@@ -267,6 +299,10 @@ def render_report(runs_dir: Path) -> dict[str, Path]:
     moves = constraint_moves_table(records, sets)
     if moves:
         parts += ["## Moves per constraint type", moves]
+    compute = compute_table(records)
+    if compute:
+        parts += ["## Compute", "Wall time per stage, from each run's `status.json`. A stage that was killed and "
+                  "resumed counts only the session that finished it, so a total is a lower bound there.", compute]
     failed = [r for r in records if r.status in ("failed", "interrupted")]
     if failed:
         parts += ["## Failed runs", "\n".join(f"- `{r.name}`: {r.error or 'no error recorded'}" for r in failed)]

@@ -47,6 +47,12 @@ class RunRecord:
     """The generate summary's audit of the pairs on their typed constraints (empty when none carry any)."""
     base_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     """``eval.base_only`` runs: the base model's metrics per set (such a run has no comparisons)."""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per finished stage (``status.json``), in the order the stages ran."""
+    shared_outputs: dict[str, str] = field(default_factory=dict)
+    """Stage → the shared directory its output links to (a sweep's ``_shared``): work other runs reuse."""
+    machine: str | None = None
+    """Where it ran: ``machine.json`` (written by ``publish``), else the CPU capability its evaluations recorded."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,7 +133,8 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
     if loss and train.get("swap_labels"):
         loss += ", labels swapped"
     generation = read_json(layout.generate_summary) or report.get("generation") or {}
-    train_seconds = (status.get("stages") or {}).get("train", {}).get("seconds")
+    stage_seconds = {stage: entry["seconds"] for stage, entry in (status.get("stages") or {}).items()
+                     if isinstance(entry, dict) and isinstance(entry.get("seconds"), int | float)}
     return RunRecord(
         name=name or directory.name,
         directory=directory,
@@ -143,7 +150,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         generated_pairs=report.get("generated_pairs", generation.get("accepted")),
         seeds=generation.get("items"),
         train_steps=report.get("train_steps"),
-        train_seconds=train_seconds,
+        train_seconds=stage_seconds.get("train"),
         comparisons=report.get("comparisons", {}),
         labels=report.get("labels", {}),
         curves=_curves(layout.metrics),
@@ -151,7 +158,50 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         generation_source=str(layout.pairs.parent.resolve()) if layout.pairs.is_file() else None,
         label_accuracy=generation.get("label_accuracy") or {},
         base_scores=report.get("base_scores") or {},
+        stage_seconds=stage_seconds,
+        shared_outputs=_shared_outputs(layout, stage_seconds),
+        machine=_machine(directory),
     )
+
+
+def _stage_output(layout: RunLayout, stage: str) -> Path | None:
+    """The directory a shareable stage writes (``generate``, ``evaluate-base[SET]``); None for the others."""
+    if stage == "generate":
+        return layout.generate
+    if stage.startswith("evaluate-base[") and stage.endswith("]"):
+        return layout.eval_side(stage[len("evaluate-base["):-1], "base")
+    return None
+
+
+def _shared_outputs(layout: RunLayout, stages: dict) -> dict[str, str]:
+    shared = {}
+    for stage in stages:
+        output = _stage_output(layout, stage)
+        if output is not None and output.is_symlink():
+            shared[stage] = str(output.resolve())
+    return shared
+
+
+def _machine(directory: Path) -> str | None:
+    """``CPU (N cores, CAPABILITY)`` or the GPU: from ``machine.json``, else from what an evaluation recorded."""
+    described = read_json(directory / "machine.json") or {}
+    capability = described.get("cpu_capability")
+    if capability is None:
+        for results in sorted(directory.glob("eval/*/*/results.json")):
+            precision = (read_json(results) or {}).get("precision") or {}
+            capability = precision.get("cpu_capability") if precision.get("device", "cpu") == "cpu" else None
+            if capability:
+                break
+    if described.get("gpu"):
+        return described["gpu"]
+    cpu = described.get("cpu")
+    if cpu and described.get("cpu_family_model"):
+        cpu += f" (family/model {described['cpu_family_model']})"
+    details = ", ".join(part for part in (f"{described['cores']} cores" if described.get("cores") else None,
+                                          capability) if part)
+    if cpu:
+        return f"{cpu}, {details}" if details else cpu
+    return f"CPU {capability}" if capability else None
 
 
 def collect_runs(runs_dir: Path) -> list[RunRecord]:

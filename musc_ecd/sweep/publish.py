@@ -120,16 +120,28 @@ def _shared_copy(link: Path, runs_dir: Path, dest: Path) -> Path:
 
 
 def machine() -> dict:
-    """The CPU this is published on (``run.sh`` publishes right after each run, on the machine that ran it)."""
-    model = platform.processor() or ""
+    """The machine this is published on (``run.sh`` publishes right after each run, on the machine that ran it):
+    the CPU's model, family/model numbers and torch's vector capability (an AVX2 Zen and an AVX-512 Xeon share
+    a model name like "AMD EPYC" or "Intel Xeon"), and the GPU when there is one."""
+    from musc_ecd.models.precision import cpu_bf16_flags, cpu_capability
+
+    model, fields = platform.processor() or "", {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system()}
+    model = fields.get("model name", model)
+    family_model = f"{fields['cpu family']}/{fields['model']}" if "cpu family" in fields and "model" in fields else None
+    described = {"cpu": model, "cpu_family_model": family_model, "cpu_capability": cpu_capability(),
+                 "cpu_bf16_flags": list(cpu_bf16_flags()), "cores": os.cpu_count(), "machine": platform.machine(),
+                 "system": platform.system()}
+    import torch
+
+    if torch.cuda.is_available():
+        described["gpu"] = torch.cuda.get_device_name(0)
+    return described
 
 
 def publish_run(run_dir: Path, runs_dir: Path, dest: Path) -> Path:
