@@ -72,8 +72,17 @@ def _mean(values: list[int]) -> float | None:
     return round(sum(values) / len(values), 6) if values else None
 
 
-def aggregate(verdicts: list[PairVerdict | None]) -> dict:
-    """Shares and means over the pairs with constraints, overall and per constraint id."""
+def _method(record: dict) -> str | None:
+    """The builder that made a pair (``meta.method``: ``musc_fine``, ``musc_coarse``, ``ecd``, …), if it says."""
+    meta = record.get("meta")
+    method = meta.get("method") if isinstance(meta, dict) else None
+    return method if isinstance(method, str) else None
+
+
+def aggregate(verdicts: list[PairVerdict | None], methods: list[str | None] | None = None) -> dict:
+    """Shares and means over the pairs with constraints, overall, per constraint id and, when ``methods`` (one
+    per verdict) names the builders, per builder: full MuSC's coarse pairs are labelled by construction where
+    no typed constraint was corrupted, its fine ones by code, and one share over both would hide which is which."""
     judged = [v for v in verdicts if v is not None]
     summary = {"pairs": len(verdicts), "with_constraints": len(judged),
                **_shares([v.outcome for v in judged]),
@@ -90,6 +99,16 @@ def aggregate(verdicts: list[PairVerdict | None]) -> dict:
             "chosen_mean_passed": _mean([int(c) for c, _ in rows]),
             "rejected_mean_passed": _mean([int(r) for _, r in rows])}
         for i, rows in sorted(per_id.items())}
+    if methods is not None and any(methods):
+        by_method: dict[str, list[PairVerdict | None]] = defaultdict(list)
+        for verdict, method in zip(verdicts, methods, strict=True):
+            by_method[method or "unnamed"].append(verdict)
+        summary["by_method"] = {
+            method: {"pairs": len(group), "with_constraints": sum(v is not None for v in group),
+                     **_shares([v.outcome for v in group if v is not None]),
+                     "chosen_mean_passed": _mean([sum(v.chosen) for v in group if v is not None]),
+                     "rejected_mean_passed": _mean([sum(v.rejected) for v in group if v is not None])}
+            for method, group in sorted(by_method.items())}
     return summary
 
 
@@ -101,7 +120,7 @@ def label_accuracy(records: list[dict]) -> dict:
             verdicts.append(judge_pair(record))
         except (KeyError, ValueError, TypeError, UserError) as exc:
             raise DataError(f"pair {record.get('id', index)}: {_reason(exc)}") from None
-    return aggregate(verdicts)
+    return aggregate(verdicts, [_method(record) for record in records])
 
 
 def audit_file(path: str | Path) -> dict:
@@ -109,7 +128,7 @@ def audit_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"pairs file '{path}' does not exist")
-    verdicts = []
+    verdicts, methods = [], []
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             try:
@@ -123,9 +142,10 @@ def audit_file(path: str | Path) -> dict:
                 if not isinstance(record, dict):
                     raise ValueError(f"a JSON {type(record).__name__}, not an object")
                 verdicts.append(judge_pair(record))
+                methods.append(_method(record))
             except (KeyError, ValueError, TypeError, UserError) as exc:  # UserError: an unknown constraint id
                 raise DataError(f"{path}:{line_no}: {_reason(exc)}") from None
-    return {**aggregate(verdicts), "artifact": str(path)}
+    return {**aggregate(verdicts, methods), "artifact": str(path)}
 
 
 def _reason(exc: Exception) -> str:
@@ -151,5 +171,8 @@ def format_audit(summary: dict) -> str:
     lines = [head + f" (mean {summary['mean_constraints']:.2f} constraints each; chosen/rejected = mean passed)",
              f"{'':<46}{'pairs':>6}  " + "".join(f"{t:>9}" for t in titles),
              row("all constraints of the prompt", summary["with_constraints"], summary)]
+    by_method = {m: stats for m, stats in summary.get("by_method", {}).items() if stats["with_constraints"]}
+    if len(by_method) > 1:
+        lines += [row(f"made by {method}", stats["with_constraints"], stats) for method, stats in by_method.items()]
     lines += [row(i, stats["pairs"], stats) for i, stats in summary["by_constraint"].items()]
     return "\n".join(lines)

@@ -60,6 +60,15 @@ def test_shares_and_means_by_hand():
     assert by["length_constraints:number_words"]["reversed"] == 1.0
     assert set(by) == {"punctuation:no_comma", "change_case:english_lowercase", "detectable_format:title",
                        "length_constraints:number_words", "startend:end_checker"}
+    # per builder: the "hand" pairs (better, tied, and one without constraints) apart from the unnamed ones
+    methods = summary["by_method"]
+    assert methods["hand"] == {"pairs": 3, "with_constraints": 2, "chosen_better": 0.5, "tied": 0.5,
+                               "reversed": 0.0, "chosen_mean_passed": 1.5, "rejected_mean_passed": 0.5}
+    assert (methods["unnamed"]["with_constraints"], methods["unnamed"]["reversed"]) == (2, 0.5)
+    table = format_audit(summary)
+    assert "made by hand" in table and "made by unnamed" in table
+    one_builder = label_accuracy(PAIRS[:2])
+    assert "made by" not in format_audit(one_builder)  # one builder: its row would repeat the overall one
 
 
 def test_pair_verdicts_and_message_selection():
