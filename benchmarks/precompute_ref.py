@@ -41,8 +41,11 @@ def _musc(*args: str) -> float:
 
 
 def _losses(run_dir: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in (run_dir / "train" / "metrics.jsonl").read_text().splitlines() if line]
-    return [(row["step"], row["loss"]) for row in rows if "loss" in row and "step" in row]
+    from musc_ecd.layout import RunLayout
+    from musc_ecd.store import read_jsonl
+
+    return [(row["step"], row["loss"]) for row in read_jsonl(RunLayout(run_dir).metrics)
+            if "loss" in row and "step" in row]
 
 
 def main() -> None:
@@ -57,6 +60,7 @@ def main() -> None:
 
     from musc_ecd.config import load_config
     from musc_ecd.models.precision import resolve_dtype
+    from musc_ecd.store import read_jsonl
 
     pairs = str(Path(args.pairs).resolve())
     cfg = load_config(args.config, [f"train.pairs={pairs}", *args.overrides])
@@ -82,7 +86,7 @@ def main() -> None:
     machine = cpu_info()
     result = {
         **machine, "measured_at": time.strftime("%Y-%m-%d %H:%M"), "config": args.config,
-        "overrides": args.overrides, "pairs": pairs, "pair_count": sum(1 for _ in open(pairs, encoding="utf-8")),
+        "overrides": args.overrides, "pairs": pairs, "pair_count": len(read_jsonl(pairs)),
         "epochs": cfg.train.epochs, "weights": cfg.train.weights, "runs": runs, "median_seconds": medians,
         "precomputed_vs_live_time": round(medians["precomputed"] / medians["live"], 3),
         "loss_max_abs_difference": round(max(differences), 6) if differences else None,

@@ -84,11 +84,7 @@ def aggregate(verdicts: list[PairVerdict | None], methods: list[str | None] | No
     per verdict) names the builders, per builder: full MuSC's coarse pairs are labelled by construction where
     no typed constraint was corrupted, its fine ones by code, and one share over both would hide which is which."""
     judged = [v for v in verdicts if v is not None]
-    summary = {"pairs": len(verdicts), "with_constraints": len(judged),
-               **_shares([v.outcome for v in judged]),
-               "chosen_mean_passed": _mean([sum(v.chosen) for v in judged]),
-               "rejected_mean_passed": _mean([sum(v.rejected) for v in judged]),
-               "mean_constraints": _mean([len(v.constraints) for v in judged])}
+    summary = {**_pair_stats(verdicts), "mean_constraints": _mean([len(v.constraints) for v in judged])}
     per_id: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for v in judged:
         for constraint, c_ok, r_ok in zip(v.constraints, v.chosen, v.rejected, strict=True):
@@ -103,13 +99,16 @@ def aggregate(verdicts: list[PairVerdict | None], methods: list[str | None] | No
         by_method: dict[str, list[PairVerdict | None]] = defaultdict(list)
         for verdict, method in zip(verdicts, methods, strict=True):
             by_method[method or "unnamed"].append(verdict)
-        summary["by_method"] = {
-            method: {"pairs": len(group), "with_constraints": sum(v is not None for v in group),
-                     **_shares([v.outcome for v in group if v is not None]),
-                     "chosen_mean_passed": _mean([sum(v.chosen) for v in group if v is not None]),
-                     "rejected_mean_passed": _mean([sum(v.rejected) for v in group if v is not None])}
-            for method, group in sorted(by_method.items())}
+        summary["by_method"] = {method: _pair_stats(group) for method, group in sorted(by_method.items())}
     return summary
+
+
+def _pair_stats(verdicts: list[PairVerdict | None]) -> dict:
+    """Counts, label shares and mean constraints passed per side, over the pairs that have constraints."""
+    judged = [v for v in verdicts if v is not None]
+    return {"pairs": len(verdicts), "with_constraints": len(judged), **_shares([v.outcome for v in judged]),
+            "chosen_mean_passed": _mean([sum(v.chosen) for v in judged]),
+            "rejected_mean_passed": _mean([sum(v.rejected) for v in judged])}
 
 
 def label_accuracy(records: list[dict]) -> dict:

@@ -185,6 +185,8 @@ def _shared_outputs(layout: RunLayout, stages: dict) -> dict[str, str]:
 def _machine(directory: Path) -> str | None:
     """``CPU (N cores, CAPABILITY)`` or the GPU: from ``machine.json``, else from what an evaluation recorded."""
     described = read_json(directory / "machine.json") or {}
+    if described.get("gpu"):
+        return described["gpu"]
     capability = described.get("cpu_capability")
     if capability is None:
         for results in sorted(directory.glob("eval/*/*/results.json")):
@@ -192,8 +194,6 @@ def _machine(directory: Path) -> str | None:
             capability = precision.get("cpu_capability") if precision.get("device", "cpu") == "cpu" else None
             if capability:
                 break
-    if described.get("gpu"):
-        return described["gpu"]
     cpu = described.get("cpu")
     if cpu and described.get("cpu_family_model"):
         cpu += f" (family/model {described['cpu_family_model']})"
