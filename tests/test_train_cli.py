@@ -104,8 +104,9 @@ def test_staged_curriculum_feeds_levels_in_order(tmp_path, monkeypatch):
         return original(self, examples)
 
     monkeypatch.setattr(DataCollatorForWeightedPreference, "torch_call", record)
+    # a live reference: a precompute pass would feed the collator every pair once more, in dataset order
     train(_cfg(tmp_path, "train.curriculum=staged", "train.epochs=2", "train.batch_size=8",
-               "train.gradient_accumulation_steps=1"), tmp_path)
+               "train.gradient_accumulation_steps=1", "train.precompute_ref_log_probs=off"), tmp_path)
     assert len(consumed) == 64  # 32 pairs × 2 epochs
     assert consumed == sorted(consumed)  # every level-1 pass (both epochs' worth) before any level 2, ...
     assert consumed[:16] == [1] * 16
@@ -198,6 +199,23 @@ def test_every_train_field_is_mapped_to_trl_or_consumed_elsewhere():
         for phase in entry.phases:
             assert entry.theirs in {f.name for f in fields(targets[phase])}, (entry, phase)
     assert set(REPORT_PACKAGES) == set(REPORT_TO)
+
+
+def test_the_reference_is_precomputed_by_default_only_when_a_run_has_more_than_one_epoch(tmp_path, caplog):
+    from musc_ecd.training.arguments import trl_config
+
+    def precomputed(*overrides):
+        return trl_config(_cfg(tmp_path, *overrides), "preference", tmp_path).precompute_ref_log_probs
+
+    with caplog.at_level("INFO", logger="musc_ecd.training.arguments"):
+        assert precomputed("train.epochs=2") is True
+    assert "train.precompute_ref_log_probs=auto -> on (2 epochs)" in caplog.text
+    assert precomputed("train.epochs=1") is False and precomputed("train.epochs=2", "train.max_steps=5") is False
+    # a YAML bool means on/off, and an explicit setting wins over the epochs
+    assert precomputed("train.epochs=1", "train.precompute_ref_log_probs=true") is True
+    assert precomputed("train.epochs=3", "train.precompute_ref_log_probs=off") is False
+    with pytest.raises(ConfigError, match="train.precompute_ref_log_probs"):
+        _cfg(tmp_path, "train.precompute_ref_log_probs=sometimes")
 
 
 def test_both_phases_get_the_shared_fields_from_the_one_table(tmp_path):

@@ -36,6 +36,7 @@ WEIGHT_FALLBACKS = ("none", *(s for s in WEIGHT_SCHEMES if s not in PAIRWISE_WEI
 FINETUNING = ("lora", "full")
 TRAIN_PRECISION = ("auto", "bf16", "fp32")
 PREFIX_SHARING = ("auto", "on", "off")
+PRECOMPUTE_REF = ("auto", "on", "off")
 
 EVAL_SETS = ("own", "ifeval", "ifbench")
 """``eval.sets``: the shipped set, IFEval (``eval.ifeval_path``), IFBench (``eval.ifbench_path``)."""

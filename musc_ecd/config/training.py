@@ -9,6 +9,7 @@ from musc_ecd.config.choices import (
     CURRICULA,
     FINETUNING,
     LOSSES,
+    PRECOMPUTE_REF,
     PREFIX_SHARING,
     REPORT_TO,
     TRAIN_PRECISION,
@@ -53,7 +54,12 @@ class TrainConfig:
     gradient_accumulation_steps: int = 4
     """Effective batch = batch_size × this × devices (8 in the MuSC release)."""
     max_length: int = 2048
-    precompute_ref_log_probs: bool = False
+    precompute_ref_log_probs: Literal[PRECOMPUTE_REF] | bool = "auto"
+    """The reference's log-probabilities computed in one pass before training (TRL's precompute) instead of at
+    every step. ``auto``: on when the preference phase runs more than one epoch (``epochs > 1``, no
+    ``max_steps``): it then saves a reference pass per extra epoch, measured faster at the same loss
+    (benchmarks/results/precompute_ref.json); off for one epoch or less, where it saves nothing. A bare YAML
+    true/false means "on"/"off"."""
     max_pairs: int | None = None
     """Pair budget: train on at most N pairs, a random subset drawn with the run seed (order kept), so
     methods with different yields can be compared at the same budget. None = all. With ``loss=[sft]`` (or
@@ -104,6 +110,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.prefix_sharing, bool):
             self.prefix_sharing = "on" if self.prefix_sharing else "off"
+        if isinstance(self.precompute_ref_log_probs, bool):
+            self.precompute_ref_log_probs = "on" if self.precompute_ref_log_probs else "off"
         unknown = [name for name in self.loss if name not in LOSSES]
         check(not unknown and bool(self.loss), "train.loss", self.loss, f"a non-empty list of {', '.join(LOSSES)}")
         check(self.loss_weights is None or len(self.loss_weights) == len(self.loss), "train.loss_weights",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,15 +25,19 @@ from typing import Any, Literal
 from musc_ecd.config import Config
 from musc_ecd.errors import BackendUnavailableError, ConfigError
 
+log = logging.getLogger(__name__)
+
 Phase = Literal["preference", "sft"]
 BOTH: tuple[Phase, ...] = ("preference", "sft")
 
 
 @dataclass(frozen=True)
 class Placement:
-    """What a converter may read besides the value: where training runs."""
+    """What a converter may read besides the value: where training runs, and for how long."""
 
     on_gpu: bool
+    epochs: float = 1.0
+    max_steps: int = -1
 
 
 def _same(value: Any, placement: Placement) -> Any:
@@ -46,6 +51,17 @@ def _bf16(precision: str, placement: Placement) -> bool:
 
         return resolve_dtype("auto", "cuda" if placement.on_gpu else "cpu") == "bfloat16"
     return precision == "bf16"
+
+
+def _precompute_ref(setting: str, placement: Placement) -> bool:
+    """``auto``: on when the run has more than one epoch, where one pass before training replaces a reference
+    pass per epoch (measured faster at the same loss: benchmarks/precompute_ref.py)."""
+    if setting != "auto":
+        return setting == "on"
+    chosen = placement.max_steps <= 0 and placement.epochs > 1
+    log.info("train.precompute_ref_log_probs=auto -> %s (%s)", "on" if chosen else "off",
+             f"{placement.epochs:g} epochs" if placement.max_steps <= 0 else f"max_steps={placement.max_steps}")
+    return chosen
 
 
 def _list(value: Any, placement: Placement) -> list | None:
@@ -84,7 +100,7 @@ TRL_FIELDS: tuple[TrlField, ...] = (
     TrlField("loss", "loss_type", ("preference",), _list),
     TrlField("loss_weights", "loss_weights", ("preference",), _list),
     TrlField("beta", "beta", ("preference",)),
-    TrlField("precompute_ref_log_probs", "precompute_ref_log_probs", ("preference",)),
+    TrlField("precompute_ref_log_probs", "precompute_ref_log_probs", ("preference",), _precompute_ref),
     TrlField("curriculum", "curriculum", ("preference",)),
     TrlField("prefix_sharing", "prefix_sharing", ("preference",)),
 )
@@ -120,7 +136,7 @@ def trl_config_class(phase: Phase) -> type:
 
 def trl_kwargs(cfg: Config, phase: Phase, output_dir: Path, on_gpu: bool) -> dict[str, Any]:
     """The keyword arguments of ``phase``'s TRL config: the table, then the run's seed, device and output."""
-    placement = Placement(on_gpu)
+    placement = Placement(on_gpu, cfg.train.epochs, cfg.train.max_steps)
     values = {f.theirs: f.convert(getattr(cfg.train, f.ours), placement) for f in TRL_FIELDS if phase in f.phases}
     values.update(FIXED, **PHASE_FIXED[phase], output_dir=str(output_dir), seed=cfg.seed, use_cpu=not on_gpu)
     return values
