@@ -3,7 +3,8 @@
 Every stage writes into the run directory and skips itself when its artifact is complete, so rerunning
 after a failure or a kill continues where it stopped; a failure names the stage and keeps what earlier
 stages produced. Progress goes to the console and ``RUN_DIR/log.txt``; ``RUN_DIR/status.json`` says
-which stage is running, which are done (with their wall time) and, after a failure, the error.
+which stage is running, which are done (with their wall time, summed over the sessions that worked on them)
+and, after a failure, the error.
 
 Every artifact's path is named by ``musc_ecd.layout.RunLayout`` (the same layout ``musc-ecd generate``,
 ``train`` and ``evaluate`` write), so each stage can also be run on its own on the same run directory.
@@ -23,6 +24,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,7 @@ from musc_ecd.store import DirectoryLock, write_atomic
 log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 2.0  # poll interval while another process holds a shared entry
+HEARTBEAT_SECONDS = 30.0  # how often a running stage's time is saved: what a kill without warning can lose
 
 
 class StageFailed(UserError):
@@ -60,7 +63,6 @@ def run(cfg: Config, run_dir: Path) -> dict:
     status = RunStatus(run_dir, config_fingerprint(cfg))
     for number, stage in enumerate(stages, start=1):
         status.begin(stage.name)
-        started = time.perf_counter()
         try:
             announce(stage.name, number, len(stages))
             stage.action()
@@ -76,7 +78,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
             status.end("failed", stage.name, error)
             raise StageFailed(f"stage '{stage.name}' failed: {error}; earlier stages are kept in {run_dir}; "
                               "rerun the same command to resume") from None
-        status.stage_done(stage.name, time.perf_counter() - started)
+        status.stage_done(stage.name)
     status.end("done")
     return json.loads(RunLayout(run_dir).report_json.read_text())
 
@@ -250,8 +252,11 @@ def link(path: Path, target: Path) -> None:
 class RunStatus:
     """``RUN_DIR/status.json``: running / failed / interrupted / done, the current stage, per-stage times.
 
-    A stage's time is the wall time of the session that did its work; a later session that finds it
-    done keeps that time rather than the seconds it took to skip it.
+    A stage's time is the wall time of every session that worked on it: while a stage runs, a heartbeat
+    rewrites its entry (``state`` running, ``seconds`` so far, ``sessions``) every ``HEARTBEAT_SECONDS``, so
+    a session killed without warning (a sweep outliving its session) loses at most one interval, and the
+    session that resumes the stage adds its own time to what the entry holds. A later session that finds a
+    stage done keeps that time rather than the seconds it took to skip it.
     """
 
     def __init__(self, run_dir: Path, fingerprint: str):
@@ -261,20 +266,54 @@ class RunStatus:
         self.data = {"status": "running", "stage": None, "error": None, "config_fingerprint": fingerprint,
                      "stages": previous.get("stages", {}) if same else {}}
         self._done_before = {name for name, s in self.data["stages"].items() if s.get("state") == "done"}
+        self._lock = threading.Lock()  # the heartbeat thread and the pipeline write the same file
+        self._running: tuple[str, float, float, int] | None = None  # stage, started, seconds before, sessions
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
         self._write()
 
     def begin(self, stage: str) -> None:
-        self.data["stage"] = stage
-        self._write()
+        with self._lock:
+            self.data["stage"] = stage
+            if stage not in self._done_before:
+                earlier = self.data["stages"].get(stage) or {}  # left by a session killed or failed in it
+                self._running = (stage, time.perf_counter(), float(earlier.get("seconds", 0.0)),
+                                 int(earlier.get("sessions", 1)) + 1 if earlier else 1)
+                self._stamp("running")
+            self._write()
+        if self._running is not None and self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="status-heartbeat", daemon=True)
+            self._heartbeat.start()
 
-    def stage_done(self, stage: str, seconds: float) -> None:
-        if stage not in self._done_before:
-            self.data["stages"][stage] = {"state": "done", "seconds": round(seconds, 1)}
-        self._write()
+    def stage_done(self, stage: str) -> None:
+        with self._lock:
+            if stage not in self._done_before:
+                self._stamp("done")
+                self._running = None
+            self._write()
 
     def end(self, state: str, stage: str | None = None, error: str | None = None) -> None:
-        self.data.update({"status": state, "stage": stage, "error": error})
-        self._write()
+        self._stop.set()
+        with self._lock:
+            if self._running is not None:  # interrupted or failed mid-stage: keep the time it worked
+                self._stamp(state)
+                self._running = None
+            self.data.update({"status": state, "stage": stage, "error": error})
+            self._write()
+
+    def _stamp(self, state: str) -> None:
+        stage, started, before, sessions = self._running
+        entry = {"state": state, "seconds": round(before + time.perf_counter() - started, 1)}
+        if sessions > 1:
+            entry["sessions"] = sessions
+        self.data["stages"][stage] = entry
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                if self._running is not None:
+                    self._stamp("running")
+                    self._write()
 
     def _write(self) -> None:
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

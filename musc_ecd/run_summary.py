@@ -40,7 +40,8 @@ def stages_line(run_dir: Path) -> str | None:
     if not path.is_file():
         return None
     stages = json.loads(path.read_text()).get("stages", {})
-    times = [f"{name} {info['seconds']:.0f} s" for name, info in stages.items() if "seconds" in info]
+    times = [f"{name} {info['seconds']:.0f} s" + (f" ({info['sessions']} sessions)" if info.get("sessions") else "")
+             for name, info in stages.items() if "seconds" in info]
     total = sum(info.get("seconds", 0) for info in stages.values())
     return f"stage times: {', '.join(times)} (total {total / 60:.1f} min)" if times else None
 

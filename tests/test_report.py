@@ -181,18 +181,20 @@ def test_label_accuracy_column_when_pairs_carry_typed_constraints(runs_dir):
 def test_compute_counts_a_shared_stage_once_in_the_run_that_made_it(tmp_path):
     shared = tmp_path / "_shared" / "generate-k"
     shared.mkdir(parents=True)
-    stages = {"maker": {"generate": 3000.0, "train": 600.0, "report": 0.1},
-              "reuser": {"generate": 2.0, "train": 900.0, "report": 0.1}}
-    for name, seconds in stages.items():
+    stages = {"maker": {"generate": {"seconds": 3000.0, "sessions": 2}, "train": {"seconds": 600.0},
+                        "report": {"seconds": 0.1}},
+              "reuser": {"generate": {"seconds": 2.0}, "train": {"seconds": 900.0}, "report": {"seconds": 0.1},
+                         "evaluate-trained[own]": {"state": "running", "seconds": 50.0}}}  # killed: not counted
+    for name, entries in stages.items():
         run = write_run(tmp_path / name, config=SELF, report={"pairs": 6, "train_steps": 3, "comparisons": {}},
-                        status={"status": "done", "stages": {k: {"state": "done", "seconds": v}
-                                                             for k, v in seconds.items()}})
+                        status={"status": "done", "stages": {k: {"state": "done", **v}
+                                                             for k, v in entries.items()}})
         (run / "generate").symlink_to(Path("..") / "_shared" / "generate-k")
     (tmp_path / "maker" / "machine.json").write_text(json.dumps(
         {"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cpu_capability": "AVX2", "cores": 2}))
     assert main(["report", str(tmp_path)]) == 0
     compute = (tmp_path / "report.md").read_text().split("## Compute")[1]
     assert "| run | where | generate | train | total h |" in compute  # the report stage is not compute
-    assert "| maker | AMD EPYC (family/model 25/1), 2 cores, AVX2 | 3,000 s | 600 s | 1.00 |" in compute
+    assert "| maker | AMD EPYC (family/model 25/1), 2 cores, AVX2 | 3,000 s (2 sessions) | 600 s | 1.00 |" in compute
     assert "| reuser | – | shared (maker) | 900 s | 0.25 |" in compute
     assert "| all | |  |  | 1.25 |" in compute

@@ -32,6 +32,7 @@ from musc_ecd.evaluation.ifeval import METRICS
 from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
 from musc_ecd.evaluation.sets import SETS, headline_metric
 from musc_ecd.layout import RunLayout
+from musc_ecd.pipeline import HEARTBEAT_SECONDS
 from musc_ecd.store import write_atomic
 
 MISSING = "–"
@@ -257,7 +258,8 @@ def compute_table(records: list[RunRecord]) -> str:
             elif target is not None and maker[target][0] != r.name:
                 cells.append(f"shared ({maker[target][0]})")
             else:
-                cells.append(f"{seconds:,.0f} s")
+                sessions = r.stage_sessions.get(stage)
+                cells.append(f"{seconds:,.0f} s" + (f" ({sessions} sessions)" if sessions else ""))
                 total += seconds
         grand += total
         lines.append(f"| {r.name} | {_text(r.machine)} | " + " | ".join(cells) + f" | {total / 3600:.2f} |")
@@ -302,7 +304,9 @@ def render_report(runs_dir: Path) -> dict[str, Path]:
     compute = compute_table(records)
     if compute:
         parts += ["## Compute", "Wall time per stage, from each run's `status.json`. A stage that was killed and "
-                  "resumed counts only the session that finished it, so a total is a lower bound there.", compute]
+                  f"resumed sums its sessions (each saved every {HEARTBEAT_SECONDS:g} s while it ran, so a kill "
+                  "loses at most that) and says how many; a `status.json` written before this accounting "
+                  "(2026-12-05) counted only the session that finished the stage, a lower bound.", compute]
     failed = [r for r in records if r.status in ("failed", "interrupted")]
     if failed:
         parts += ["## Failed runs", "\n".join(f"- `{r.name}`: {r.error or 'no error recorded'}" for r in failed)]

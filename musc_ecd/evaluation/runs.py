@@ -48,7 +48,9 @@ class RunRecord:
     base_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     """``eval.base_only`` runs: the base model's metrics per set (such a run has no comparisons)."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per finished stage (``status.json``), in the order the stages ran."""
+    """Wall seconds per finished stage (``status.json``), in the order the stages ran, summed over sessions."""
+    stage_sessions: dict[str, int] = field(default_factory=dict)
+    """Finished stages that took more than one session (killed and resumed): how many."""
     shared_outputs: dict[str, str] = field(default_factory=dict)
     """Stage → the shared directory its output links to (a sweep's ``_shared``): work other runs reuse."""
     machine: str | None = None
@@ -133,8 +135,12 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
     if loss and train.get("swap_labels"):
         loss += ", labels swapped"
     generation = read_json(layout.generate_summary) or report.get("generation") or {}
-    stage_seconds = {stage: entry["seconds"] for stage, entry in (status.get("stages") or {}).items()
-                     if isinstance(entry, dict) and isinstance(entry.get("seconds"), int | float)}
+    finished = {stage: entry for stage, entry in (status.get("stages") or {}).items()
+                if isinstance(entry, dict) and entry.get("state") == "done"
+                and isinstance(entry.get("seconds"), int | float)}
+    stage_seconds = {stage: entry["seconds"] for stage, entry in finished.items()}
+    stage_sessions = {stage: entry["sessions"] for stage, entry in finished.items()
+                      if isinstance(entry.get("sessions"), int) and entry["sessions"] > 1}
     return RunRecord(
         name=name or directory.name,
         directory=directory,
@@ -159,6 +165,7 @@ def collect_run(directory: Path, name: str | None = None) -> RunRecord | None:
         label_accuracy=generation.get("label_accuracy") or {},
         base_scores=report.get("base_scores") or {},
         stage_seconds=stage_seconds,
+        stage_sessions=stage_sessions,
         shared_outputs=_shared_outputs(layout, stage_seconds),
         machine=_machine(directory),
     )

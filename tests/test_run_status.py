@@ -1,0 +1,85 @@
+"""`status.json`'s stage times: a stage's time sums every session that worked on it, a kill without warning
+included (a sweep that outlives its session is killed with SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from musc_ecd import pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _stages(run_dir: Path) -> dict:
+    return json.loads((run_dir / "status.json").read_text())["stages"]
+
+
+def _session_killed_while_generating(run_dir: Path, worked: float) -> dict:
+    """A separate process starts the generate stage and is SIGKILLed once its heartbeat has saved ``worked``
+    seconds; returns the entry it left."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom musc_ecd import pipeline\n"
+            "pipeline.HEARTBEAT_SECONDS = 0.05\n"
+            "pipeline.RunStatus(Path(sys.argv[1]), 'fp').begin('generate')\ntime.sleep(120)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            entry = _stages(run_dir).get("generate", {}) if (run_dir / "status.json").is_file() else {}
+            if entry.get("seconds", 0) >= worked:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the heartbeat never saved {worked} s: {entry}")
+    finally:
+        process.kill()
+        process.wait()
+    return _stages(run_dir)["generate"]
+
+
+def test_a_stage_killed_without_warning_keeps_its_time_and_the_resuming_session_adds_its_own(tmp_path):
+    killed = _session_killed_while_generating(tmp_path, worked=0.3)
+    assert killed["state"] == "running" and killed["seconds"] >= 0.3 and "sessions" not in killed
+
+    resumed = pipeline.RunStatus(tmp_path, "fp")
+    resumed.begin("generate")
+    time.sleep(0.2)
+    resumed.stage_done("generate")
+    resumed.end("done")
+    entry = _stages(tmp_path)["generate"]
+    assert entry["state"] == "done" and entry["sessions"] == 2
+    assert entry["seconds"] >= round(killed["seconds"] + 0.2, 1)
+
+
+def test_a_stage_found_done_keeps_its_time_and_a_new_config_starts_afresh(tmp_path):
+    first = pipeline.RunStatus(tmp_path, "fp")
+    first.begin("train")
+    time.sleep(0.15)
+    first.stage_done("train")
+    first.end("done")
+    done = _stages(tmp_path)["train"]
+    assert done["state"] == "done" and done["seconds"] >= 0.1 and "sessions" not in done
+
+    again = pipeline.RunStatus(tmp_path, "fp")  # a rerun that skips the finished stage
+    again.begin("train")
+    again.stage_done("train")
+    again.end("done")
+    assert _stages(tmp_path)["train"] == done
+
+    changed = pipeline.RunStatus(tmp_path, "other")  # another config: earlier times are not its own
+    assert _stages(tmp_path) == {}
+    changed.end("done")
+
+
+def test_an_interrupted_stage_records_the_time_it_worked(tmp_path):
+    status = pipeline.RunStatus(tmp_path, "fp")
+    status.begin("weights")
+    time.sleep(0.15)
+    status.end("interrupted", "weights", "interrupted")
+    entry = _stages(tmp_path)["weights"]
+    assert entry["state"] == "interrupted" and entry["seconds"] >= 0.1
