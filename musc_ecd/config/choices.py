@@ -35,8 +35,10 @@ WEIGHT_FALLBACKS = ("none", *(s for s in WEIGHT_SCHEMES if s not in PAIRWISE_WEI
 """``train.weights_fallback``: for pairs a pairwise scheme cannot weight, a scheme that weights any pair."""
 FINETUNING = ("lora", "full")
 TRAIN_PRECISION = ("auto", "bf16", "fp32")
-PREFIX_SHARING = ("auto", "on", "off")
-PRECOMPUTE_REF = ("auto", "on", "off")
+AUTO_ON_OFF = ("auto", "on", "off")
+"""A speed switch whose default, ``auto``, turns it on where it measured faster; YAML true/false mean on/off."""
+PREFIX_SHARING = AUTO_ON_OFF
+PRECOMPUTE_REF = AUTO_ON_OFF
 
 EVAL_SETS = ("own", "ifeval", "ifbench")
 """``eval.sets``: the shipped set, IFEval (``eval.ifeval_path``), IFBench (``eval.ifbench_path``)."""

@@ -19,6 +19,13 @@ from musc_ecd.config.choices import (
 from musc_ecd.config.validate import check
 
 
+def _on_off(switch: str | bool) -> str:
+    """An ``AUTO_ON_OFF`` switch as its name: YAML's true/false (what a user writes for a switch) become on/off."""
+    if isinstance(switch, bool):
+        return "on" if switch else "off"
+    return switch
+
+
 @dataclass
 class LoraSettings:
     r: int = 16
@@ -108,10 +115,8 @@ class TrainConfig:
     lack); ``none`` = such pairs are an error."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.prefix_sharing, bool):
-            self.prefix_sharing = "on" if self.prefix_sharing else "off"
-        if isinstance(self.precompute_ref_log_probs, bool):
-            self.precompute_ref_log_probs = "on" if self.precompute_ref_log_probs else "off"
+        self.prefix_sharing = _on_off(self.prefix_sharing)
+        self.precompute_ref_log_probs = _on_off(self.precompute_ref_log_probs)
         unknown = [name for name in self.loss if name not in LOSSES]
         check(not unknown and bool(self.loss), "train.loss", self.loss, f"a non-empty list of {', '.join(LOSSES)}")
         check(self.loss_weights is None or len(self.loss_weights) == len(self.loss), "train.loss_weights",
