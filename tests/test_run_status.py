@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from musc_ecd import pipeline
+from musc_ecd import run_status
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,9 +22,9 @@ def _stages(run_dir: Path) -> dict:
 def _session_killed_while_generating(run_dir: Path, worked: float) -> dict:
     """A separate process starts the generate stage and is SIGKILLed once its heartbeat has saved ``worked``
     seconds; returns the entry it left."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom musc_ecd import pipeline\n"
-            "pipeline.HEARTBEAT_SECONDS = 0.05\n"
-            "pipeline.RunStatus(Path(sys.argv[1]), 'fp').begin('generate')\ntime.sleep(120)\n")
+    code = ("import sys, time\nfrom pathlib import Path\nfrom musc_ecd import run_status\n"
+            "run_status.HEARTBEAT_SECONDS = 0.05\n"
+            "run_status.RunStatus(Path(sys.argv[1]), 'fp').begin('generate')\ntime.sleep(120)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], env=env)
     try:
@@ -46,7 +46,7 @@ def test_a_stage_killed_without_warning_keeps_its_time_and_the_resuming_session_
     killed = _session_killed_while_generating(tmp_path, worked=0.3)
     assert killed["state"] == "running" and killed["seconds"] >= 0.3 and "sessions" not in killed
 
-    resumed = pipeline.RunStatus(tmp_path, "fp")
+    resumed = run_status.RunStatus(tmp_path, "fp")
     resumed.begin("generate")
     time.sleep(0.2)
     resumed.stage_done("generate")
@@ -57,7 +57,7 @@ def test_a_stage_killed_without_warning_keeps_its_time_and_the_resuming_session_
 
 
 def test_a_stage_found_done_keeps_its_time_and_a_new_config_starts_afresh(tmp_path):
-    first = pipeline.RunStatus(tmp_path, "fp")
+    first = run_status.RunStatus(tmp_path, "fp")
     first.begin("train")
     time.sleep(0.15)
     first.stage_done("train")
@@ -65,19 +65,19 @@ def test_a_stage_found_done_keeps_its_time_and_a_new_config_starts_afresh(tmp_pa
     done = _stages(tmp_path)["train"]
     assert done["state"] == "done" and done["seconds"] >= 0.1 and "sessions" not in done
 
-    again = pipeline.RunStatus(tmp_path, "fp")  # a rerun that skips the finished stage
+    again = run_status.RunStatus(tmp_path, "fp")  # a rerun that skips the finished stage
     again.begin("train")
     again.stage_done("train")
     again.end("done")
     assert _stages(tmp_path)["train"] == done
 
-    changed = pipeline.RunStatus(tmp_path, "other")  # another config: earlier times are not its own
+    changed = run_status.RunStatus(tmp_path, "other")  # another config: earlier times are not its own
     assert _stages(tmp_path) == {}
     changed.end("done")
 
 
 def test_an_interrupted_stage_records_the_time_it_worked(tmp_path):
-    status = pipeline.RunStatus(tmp_path, "fp")
+    status = run_status.RunStatus(tmp_path, "fp")
     status.begin("weights")
     time.sleep(0.15)
     status.end("interrupted", "weights", "interrupted")

@@ -32,7 +32,7 @@ from musc_ecd.evaluation.ifeval import METRICS
 from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
 from musc_ecd.evaluation.sets import SETS, headline_metric
 from musc_ecd.layout import RunLayout
-from musc_ecd.pipeline import HEARTBEAT_SECONDS
+from musc_ecd.run_status import HEARTBEAT_SECONDS
 from musc_ecd.store import write_atomic
 
 MISSING = "–"

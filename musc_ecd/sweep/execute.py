@@ -16,7 +16,7 @@ from typing import Any
 from musc_ecd.errors import ConfigError
 from musc_ecd.fingerprints import config_fingerprint
 from musc_ecd.layout import RunLayout
-from musc_ecd.pipeline import read_status
+from musc_ecd.run_status import read_status
 from musc_ecd.store import write_atomic
 from musc_ecd.sweep.spec import Sweep, SweepRun
 
