@@ -137,9 +137,15 @@ def _report(args: argparse.Namespace) -> int:
 
     written = render_report(Path(args.runs_dir))
     records = collect_runs(Path(args.runs_dir))
-    print(markdown_table(records, present_sets(records)) + "\n")
+    table = markdown_table(records, present_sets(records))
+    print(table + "\n")
     for path in written.values():
         print(f"-> {path}")
+    if args.readme:
+        from musc_ecd.evaluation.readme_table import write_table
+
+        changed = write_table(Path(args.readme), table)
+        print(f"-> {args.readme} (its table {'rewritten' if changed else 'already current'})")
     return 0
 
 
@@ -254,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "status book keeps every run")
     report = sub.add_parser("report", help=FILE_COMMANDS["report"][1], description=FILE_COMMANDS["report"][1])
     report.add_argument("runs_dir", help="a directory of run directories (e.g. a sweep's runs_dir), or one run")
+    report.add_argument("--readme", metavar="FILE", help="also put the table into FILE, between its two marker "
+                        "lines (`<!-- musc-ecd report: table ... -->` and `<!-- /musc-ecd report: table -->`)")
     audit = sub.add_parser("audit", help=FILE_COMMANDS["audit"][1], description=FILE_COMMANDS["audit"][1])
     audit.add_argument("pairs", help="TRL-format pairs JSONL (conversational or plain) with instruction_id_list/"
                        "kwargs columns or meta.typed_constraints")

@@ -65,9 +65,19 @@ def test_variants_on_musc_pairs_generate_once_and_the_base_is_answered_once(swee
 def test_run_sh_runs_one_variant_at_a_time_publishes_and_commits_the_results():
     script = (EXPERIMENT / "run.sh").read_text()
     for step in ("sweep \"$sweep\" --only \"$name\"", "publish \"$runs\" \"$results\" --run \"$name\"",
-                 "power \"$results\"", "git commit", "report \"$results\""):
+                 "power \"$results\"", "git commit", "report \"$results\" --readme \"$readme\""):
         assert step in script, step
     assert "bash -n" not in script
     import subprocess
 
     assert subprocess.run(["bash", "-n", str(EXPERIMENT / "run.sh")]).returncode == 0
+
+
+def test_the_readme_table_is_what_musc_ecd_report_prints_from_the_committed_results():
+    from musc_ecd.evaluation.readme_table import table_in
+    from musc_ecd.evaluation.report import markdown_table
+    from musc_ecd.evaluation.runs import collect_runs, present_sets
+
+    records = collect_runs(EXPERIMENT / "results")
+    assert {r.name for r in records} >= {"base", "reverse"}
+    assert table_in(EXPERIMENT / "README.md") == markdown_table(records, present_sets(records))

@@ -198,3 +198,18 @@ def test_compute_counts_a_shared_stage_once_in_the_run_that_made_it(tmp_path):
     assert "| maker | AMD EPYC (family/model 25/1), 2 cores, AVX2 | 3,000 s (2 sessions) | 600 s | 1.00 |" in compute
     assert "| reuser | – | shared (maker) | 900 s | 0.25 |" in compute
     assert "| all | |  |  | 1.25 |" in compute
+
+
+def test_report_readme_puts_the_printed_table_between_the_readme_markers(tmp_path, capsys):
+    from musc_ecd.evaluation.readme_table import END, START, table_in
+
+    write_run(tmp_path / "runs" / "a-self", config=SELF, report={"pairs": 6, "train_steps": 3, "comparisons": {}},
+              status={"status": "done", "stages": {}})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# An experiment\n\n{START}\n{END}\n")
+    assert main(["report", str(tmp_path / "runs"), "--readme", str(readme)]) == 0
+    printed = capsys.readouterr().out
+    assert table_in(readme).startswith("| run | status |") and table_in(readme) in printed
+    assert f"-> {readme} (its table rewritten)" in printed
+    assert main(["report", str(tmp_path / "runs"), "--readme", str(tmp_path / "absent.md")]) == 2
+    assert "cannot read it" in capsys.readouterr().err

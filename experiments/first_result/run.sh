@@ -4,10 +4,12 @@
 # For each variant: `musc-ecd sweep sweep.yaml --only VARIANT` (a finished variant is skipped, a killed one resumes
 # where it stopped), then `musc-ecd publish` copies its checkable outputs into experiments/first_result/results/
 # (pairs once per shared set, label audit, training curves and summary, answers with verdicts, results), the
-# report is regenerated from them, and the results folder alone is committed. After `base`, the power statement
-# (results/power.txt). After `reverse`, the positive control is checked: unless it lowered IFEval prompt- or
-# instruction-level strict accuracy below base with an interval excluding 0, the script stops (tune the recipe in
-# config.yaml on this control alone and rerun; FIRST_RESULT_GO_ON=1 goes on anyway, for a README that says so).
+# report is regenerated from them and its table written into the README (between its marker lines), and the
+# results folder and the README alone are committed (the README as it stands: edits in progress go with it).
+# After `base`, the power statement (results/power.txt). After `reverse`, the positive control is checked:
+# unless it lowered IFEval prompt- or instruction-level strict accuracy below base with an interval excluding 0,
+# the script stops (tune the recipe in config.yaml on this control alone and rerun; FIRST_RESULT_GO_ON=1 goes
+# on anyway, for a README that says so).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -17,13 +19,14 @@ musc() { "$python" -m musc_ecd "$@"; }
 sweep=experiments/first_result/sweep.yaml
 runs=runs/first_result
 results=experiments/first_result/results
+readme=experiments/first_result/README.md
 names=("$@"); [ ${#names[@]} -eq 0 ] && names=(base reverse musc musc_uniform sft ecd_self apc)
 
-commit() {  # the results folder only: whatever else is staged stays as it is
-  git add -A -- "$results"
-  if ! git diff --cached --quiet -- "$results"; then
-    git commit --quiet -m "first_result: $1" -- "$results"
-    echo "== committed $results ($1)"
+commit() {  # the results folder and the README only: whatever else is staged stays as it is
+  git add -A -- "$results" "$readme"
+  if ! git diff --cached --quiet -- "$results" "$readme"; then
+    git commit --quiet -m "first_result: $1" -- "$results" "$readme"
+    echo "== committed $results and $readme ($1)"
   fi
 }
 
@@ -49,7 +52,8 @@ for name in "${names[@]}"; do
     musc power "$results" --json "$results/power.json" | tee "$results/power.txt"
   fi
   if compgen -G "$results/*/config.yaml" > /dev/null; then
-    musc report "$results"   # report.md, report.csv, plots/ from the published files alone
+    # report.md, report.csv, plots/ and the README's table, from the published files alone
+    musc report "$results" --readme "$readme"
   fi
   commit "$name"
   if [ "$code" -ne 0 ]; then
