@@ -42,34 +42,29 @@ def _session_killed_while_generating(run_dir: Path, worked: float) -> dict:
     return _stages(run_dir)["generate"]
 
 
+def _session_finishing(run_dir: Path, stage: str, seconds: float, fingerprint: str = "fp") -> dict:
+    """One session of ``run`` that works ``seconds`` on ``stage`` (or skips it, when done) and ends; its entry."""
+    status = run_status.RunStatus(run_dir, fingerprint)
+    status.begin(stage)
+    time.sleep(seconds)
+    status.stage_done(stage)
+    status.end("done")
+    return _stages(run_dir)[stage]
+
+
 def test_a_stage_killed_without_warning_keeps_its_time_and_the_resuming_session_adds_its_own(tmp_path):
     killed = _session_killed_while_generating(tmp_path, worked=0.3)
     assert killed["state"] == "running" and killed["seconds"] >= 0.3 and "sessions" not in killed
 
-    resumed = run_status.RunStatus(tmp_path, "fp")
-    resumed.begin("generate")
-    time.sleep(0.2)
-    resumed.stage_done("generate")
-    resumed.end("done")
-    entry = _stages(tmp_path)["generate"]
+    entry = _session_finishing(tmp_path, "generate", 0.2)
     assert entry["state"] == "done" and entry["sessions"] == 2
     assert entry["seconds"] >= round(killed["seconds"] + 0.2, 1)
 
 
 def test_a_stage_found_done_keeps_its_time_and_a_new_config_starts_afresh(tmp_path):
-    first = run_status.RunStatus(tmp_path, "fp")
-    first.begin("train")
-    time.sleep(0.15)
-    first.stage_done("train")
-    first.end("done")
-    done = _stages(tmp_path)["train"]
+    done = _session_finishing(tmp_path, "train", 0.15)
     assert done["state"] == "done" and done["seconds"] >= 0.1 and "sessions" not in done
-
-    again = run_status.RunStatus(tmp_path, "fp")  # a rerun that skips the finished stage
-    again.begin("train")
-    again.stage_done("train")
-    again.end("done")
-    assert _stages(tmp_path)["train"] == done
+    assert _session_finishing(tmp_path, "train", 0.0) == done  # a rerun that skips the finished stage
 
     changed = run_status.RunStatus(tmp_path, "other")  # another config: earlier times are not its own
     assert _stages(tmp_path) == {}
