@@ -35,7 +35,7 @@ def table_in(path: Path) -> str:
 def write_table(path: Path, table: str) -> bool:
     """Put ``table`` between the README's markers; True when the file changed."""
     head, block, tail = _split(path)
-    new = f"\n{table.strip(chr(10))}\n"
+    new = "\n" + table.strip("\n") + "\n"
     if block == new:
         return False
     write_atomic(path, head + new + tail)
