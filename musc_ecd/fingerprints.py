@@ -24,6 +24,7 @@ refusal of a different config, and is refused (the pairs, the weights) or moved 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -267,10 +268,34 @@ def digest(tree: Any) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def as_resolved(cfg: Config) -> Config:
+    """``cfg`` with each ``auto`` that the machine decides replaced by what this machine decides: the models'
+    dtype, the generation backend, the training precision (``musc_ecd.models.backend_choice``). Keys are made
+    from it, so what ``auto`` made on a CPU with native bf16 (transformers in bf16) is never taken for what it
+    made on an AVX2 CPU (OpenVINO in fp32) — by a run resumed on another machine, or a sweep's shared entries
+    reused there. Artifacts keyed before this, under ``auto`` itself, say nothing of their machine: they are
+    redone once (an explicit setting keys as it always did)."""
+    from musc_ecd.models.backend_choice import choose_backend
+    from musc_ecd.models.precision import resolve_dtype
+
+    dtype = resolve_dtype(cfg.model.dtype)
+    backend = choose_backend(cfg.generation.backend).backend
+    precision = cfg.train.precision
+    if precision == "auto":  # as training decides it (training.arguments): bf16 autocast where bf16 is native
+        precision = "bf16" if resolve_dtype("auto") == "bfloat16" else "fp32"
+    resolved = copy.copy(cfg)  # copies, not dataclasses.replace: a key is read, the config is not validated again
+    for section, name, value in (("model", "dtype", dtype), ("generation", "backend", backend),
+                                 ("train", "precision", precision)):
+        setattr(resolved, section, copy.copy(getattr(cfg, section)))
+        setattr(getattr(resolved, section), name, value)
+    return resolved
+
+
 def keyed_tree(cfg: Config, artifact: str, rows: Mapping[str, Keys] | None = None) -> dict:
     """The config as a tree of only the keys that key ``artifact`` for this config (``KEYED_BY``; ``rows``
-    replace some of its rows, as an older table had them)."""
+    replace some of its rows, as an older table had them), ``auto`` resolved (``as_resolved``)."""
     rows = rows or {}
+    cfg = as_resolved(cfg)
 
     def select(tree: dict, prefix: str) -> dict:
         chosen = {}
@@ -328,8 +353,8 @@ def _generation(tree: dict) -> dict:
 
 def sections_fingerprint(cfg: Config, sections: tuple[str, ...]) -> str:
     """The named top-level sections whole, less the engine options and ``data.limit``: how the keys were made
-    before ``KEYED_BY`` (the answers keep it; ``legacy_fingerprints``)."""
-    full = to_dict(cfg)
+    before ``KEYED_BY`` (the answers keep it; ``legacy_fingerprints``), ``auto`` resolved (``as_resolved``)."""
+    full = to_dict(as_resolved(cfg))
     chosen = {name: full[name] for name in sections}
     if "data" in chosen:
         chosen["data"] = {k: v for k, v in chosen["data"].items() if k != "limit"}
@@ -387,7 +412,9 @@ def config_fingerprint(cfg: Config) -> str:
 
 def base_eval_share_key(cfg: Config, set_name: str) -> str:
     """The shared ``eval-base-<key>`` entry: everything that can change the base model's answers and scores
-    on one evaluation set (the seed only when sampling: greedy answers do not depend on it)."""
+    on one evaluation set (the seed only when sampling: greedy answers do not depend on it), ``auto`` resolved
+    (``as_resolved``)."""
+    cfg = as_resolved(cfg)
     tree = to_dict(cfg)
     options = cfg.eval
     path = options.set_path(set_name)

@@ -27,6 +27,7 @@ from musc_ecd.fingerprints import (
     WARNING_THRESHOLDS,
     WEIGHTS,
     answers_fingerprint,
+    as_resolved,
     base_eval_share_key,
     digest,
     generate_share_key,
@@ -117,6 +118,12 @@ def _hint(key: str):
     return typing.get_type_hints(owner)[name]
 
 
+def _at(cfg: Config, key: str):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 @functools.cache
 def _base(method: str) -> tuple[Config, dict[str, str]]:
     responders = "model.responders=[a,b]" if method == "apc" else "model.responders=[]"
@@ -132,7 +139,11 @@ def _changed(key: str) -> tuple[set[str], set[str]]:
     *path, name = key.split(".")
     for part in path:
         owner = getattr(owner, part)
-    setattr(owner, name, "ecd" if key == "method" else _other(getattr(owner, name), _hint(key)))
+    value = getattr(owner, name)
+    setattr(owner, name, "ecd" if key == "method" else _other(value, _hint(key)))
+    if _at(as_resolved(other), key) == _at(as_resolved(cfg), key):  # auto -> the very value it means here
+        setattr(owner, name, next(choice for choice in typing.get_args(_hint(key))
+                                  if choice not in (value, _at(as_resolved(cfg), key))))
     row = keyed_by(key)  # a condition may hold on either side of the change (ct2's compute_type: off auto)
     expected = {artifact for artifact in row.artifacts if row.applies(artifact, cfg) or row.applies(artifact, other)}
     return {artifact for artifact, fingerprint in FINGERPRINT_OF.items()
@@ -174,16 +185,48 @@ def test_a_key_that_only_sets_a_warning_threshold_keys_no_artifacts_content():
 
 
 def test_the_generate_share_key_is_the_one_older_sweeps_named_their_entries_by():
-    """A shared entry is found by its name: the key must not move, or a run's link would point elsewhere."""
-    for overrides in ([], ["method=ecd", "ecd.rounds=5"], ["method=musc", "data.limit=3"]):  # ct2 at its default
+    """A shared entry is found by its name: the key must not move, or a run's link would point elsewhere. It moved
+    once, for ``auto`` alone: keyed by what ``auto`` means on the machine (the next test), it is the older name of
+    the config with those values written out."""
+    machine = ["model.dtype=float32", "generation.backend=hf", "train.precision=fp32"]
+    for overrides in (machine, ["method=ecd", "ecd.rounds=5", *machine], ["method=musc", "data.limit=3", *machine],
+                      []):  # ct2 at its default
         cfg = load_config(None, overrides)
-        tree = to_dict(cfg)
+        tree = to_dict(as_resolved(cfg))
         older = {name: tree[name] for name in ("seed", "method", "model", "generation", "data",
                                                 *get_method(cfg.method).sections)}
         # ("ct2" and "openvino" did not exist then; at their defaults they are left out of the key)
         older["generation"] = {k: v for k, v in older["generation"].items()
                                if k not in ("batch_size", "vllm", "ct2", "openvino")}
         assert generate_share_key(cfg) == digest(older)
+
+
+MACHINE_DECIDED = ("model.dtype", "generation.backend", "train.precision")
+DECIDED_BY_HARDWARE = (PAIRS, GENERATE_SHARE, MODEL, ANSWERS, BASE_EVAL_SHARE)
+
+
+def _keys_on(monkeypatch, bf16: bool, overrides: list[str]) -> dict:
+    """Every key of the config ``overrides`` make, as a machine with (or without) native bf16 computes it."""
+    monkeypatch.setattr("musc_ecd.models.precision.native_bf16", lambda device: bf16)
+    cfg = load_config(None, ["model.responders=[]", *WHERE_EVERY_KEY_COUNTS, *overrides])
+    return {artifact: fingerprint(cfg) for artifact, fingerprint in FINGERPRINT_OF.items()}
+
+
+def test_auto_keys_what_it_means_on_the_machine_so_another_cpus_artifacts_are_never_reused(monkeypatch):
+    """``auto`` makes transformers in bf16 on a CPU with native bf16 and fp32 (OpenVINO where usable) on an AVX2
+    one: different answers, pairs and trained weights. A run resumed on the other machine, or a sweep's shared
+    entries reused there, must not take one for the other; an explicit setting keys the same everywhere."""
+    with_bf16, without = _keys_on(monkeypatch, True, []), _keys_on(monkeypatch, False, [])
+    assert {artifact for artifact in ARTIFACTS if with_bf16[artifact] != without[artifact]} == \
+        set(DECIDED_BY_HARDWARE) | {WEIGHTS}  # the weights too: kl reads the model's distributions, in its dtype
+    assert with_bf16 == _keys_on(monkeypatch, True, ["model.dtype=bfloat16", "generation.backend=hf",
+                                                     "train.precision=bf16"])
+    explicit = ["model.dtype=float32", "generation.backend=ct2", "train.precision=fp32"]
+    assert _keys_on(monkeypatch, True, explicit) == _keys_on(monkeypatch, False, explicit)
+    for key in MACHINE_DECIDED:  # each of the three alone is enough to tell the machines apart
+        pinned = [f"{other}={_at(as_resolved(load_config(None, [])), other)}"
+                  for other in MACHINE_DECIDED if other != key]
+        assert _keys_on(monkeypatch, True, pinned) != _keys_on(monkeypatch, False, pinned), key
 
 
 # -- on the tiny model, one run directory -------------------------------------------------------------------
