@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The first result, variant by variant, resumable across sessions:
-#   bash experiments/first_result/run.sh [VARIANT ...]     # default: every variant, in the sweep's order
+#   bash experiments/first_result/run.sh [VARIANT ...]     # default: every variant not yet published, in order
 # For each variant: `musc-ecd sweep sweep.yaml --only VARIANT` (a finished variant is skipped, a killed one resumes
 # where it stopped), then `musc-ecd publish` copies its checkable outputs into experiments/first_result/results/
 # (pairs once per shared set, label audit, training curves and summary, answers with verdicts, results), the
@@ -10,6 +10,9 @@
 # unless it lowered IFEval prompt- or instruction-level strict accuracy below base with an interval excluding 0,
 # the script stops (tune the recipe in config.yaml on this control alone and rerun; FIRST_RESULT_GO_ON=1 goes
 # on anyway, for a README that says so).
+# A new machine has no runs/: the unfinished work carried through git is unpacked first (carry.sh; save it before a
+# session ends with `bash experiments/first_result/carry.sh save`), and with no VARIANT named, a variant already
+# published as done (results/NAME/status.json) is skipped rather than run again from nothing.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -20,7 +23,17 @@ sweep=experiments/first_result/sweep.yaml
 runs=runs/first_result
 results=experiments/first_result/results
 readme=experiments/first_result/README.md
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=(base reverse musc musc_uniform sft ecd_self apc)
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for name in base reverse musc musc_uniform sft ecd_self apc; do
+    if grep -qs '"status": "done"' "$results/$name/status.json"; then
+      echo "== $name: published as done ($results/$name/status.json), skipped; name it to run it again"
+    else
+      names+=("$name")
+    fi
+  done
+fi
+bash experiments/first_result/carry.sh restore
 
 commit() {  # the results folder and the README only: whatever else is staged stays as it is
   git add -A -- "$results" "$readme"
