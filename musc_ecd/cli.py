@@ -95,8 +95,9 @@ def _ifeval_score(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
+    from musc_ecd.evaluation.compare import format_comparison, identical_answers, paired_bootstrap, prompt_flips
     from musc_ecd.evaluation.ifeval import PromptResult
+    from musc_ecd.store import read_jsonl
 
     runs, headlines = [], set()
     for path in (args.results_a, args.results_b):
@@ -108,7 +109,11 @@ def _compare(args: argparse.Namespace) -> int:
         headlines.add((results.get("headline") or {}).get("metric"))
     report = paired_bootstrap(*runs, resamples=args.resamples, seed=args.seed)
     headline = headlines.pop() if len(headlines) == 1 else None
-    print(format_comparison(report, args.results_a, args.results_b, headline=headline))
+    # The answers beside each results.json (as evaluate and publish leave them), when both have them.
+    responses = [Path(path).parent / "responses.jsonl" for path in (args.results_a, args.results_b)]
+    answers = identical_answers(*map(read_jsonl, responses)) if all(p.is_file() for p in responses) else None
+    print(format_comparison(report, args.results_a, args.results_b, headline=headline,
+                            flips=prompt_flips(*runs), answers=answers))
     return 0
 
 

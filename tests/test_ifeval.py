@@ -10,7 +10,7 @@ from helpers import write_jsonl
 
 from musc_ecd.cli import main
 from musc_ecd.errors import DataError
-from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap
+from musc_ecd.evaluation.compare import format_comparison, paired_bootstrap, prompt_flips
 from musc_ecd.evaluation.evaluate import own_eval_set
 from musc_ecd.evaluation.ifeval import PromptResult, aggregate, load_inputs, match_responses, score, score_files
 from musc_ecd.store import read_jsonl
@@ -131,6 +131,26 @@ def test_bootstrap_interval_excludes_zero_for_a_clear_difference():
     assert strict["diff"] > 0.3 and strict["ci95"][0] > 0 and strict["excludes_zero"]
     text = format_comparison(report, "a", "b")
     assert text.splitlines()[1].endswith("  *") and text.endswith("* the interval excludes 0")
+
+
+def test_compare_counts_the_prompts_that_flipped_and_the_answers_that_did_not_change(tmp_path, capsys):
+    """The net difference hides the churn: two prompts up and one down nets one. Answers are compared where each
+    results.json has its responses.jsonl beside it."""
+    verdicts = {"a": [True, True, False, False, True], "b": [True, False, True, True, True]}
+    for side, passes in verdicts.items():
+        (tmp_path / side).mkdir()
+        rows = [r.to_json() for r in _results(passes)]
+        (tmp_path / side / "results.json").write_text(json.dumps({"per_prompt": rows}))
+    assert prompt_flips(_results(verdicts["a"]), _results(verdicts["b"])) == {"up": 2, "down": 1, "prompts": 5}
+    paths = [str(tmp_path / side / "results.json") for side in verdicts]
+    assert main(["compare", *paths, "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "2 prompts pass in B only, 1 in A only, of 5 (churn 60.0%)" in out and "identical" not in out
+    for side, texts in {"a": ["x", "y", "z", "w", "v"], "b": ["x", "y", "Z", "w", "V"]}.items():
+        write_jsonl(tmp_path / side / "responses.jsonl",
+                    [{"id": str(i), "prompt": f"p{i}", "response": text} for i, text in enumerate(texts)])
+    assert main(["compare", *paths, "--resamples", "200"]) == 0
+    assert "answers: 3 of 5 identical in A and B" in capsys.readouterr().out
 
 
 def test_bootstrap_refuses_different_prompt_sets():

@@ -79,8 +79,28 @@ def paired_bootstrap(a: list[PromptResult], b: list[PromptResult], resamples: in
     return report
 
 
-def format_comparison(report: dict[str, dict], label_a: str, label_b: str, headline: str | None = None) -> str:
-    """The comparison as a table; ``headline`` marks the set's headline metric (IFBench: prompt-level loose)."""
+def prompt_flips(a: list[PromptResult], b: list[PromptResult]) -> dict[str, int]:
+    """Prompts whose prompt-level strict verdict changed: passing in B only (``up``), in A only (``down``). The
+    net difference hides the churn (``up + down``), which sets how large a difference the prompts can resolve
+    (``musc-ecd power``)."""
+    passed_a = {r.key: all(r.strict) for r in a}
+    up = sum(1 for r in b if all(r.strict) and not passed_a[r.key])
+    down = sum(1 for r in b if not all(r.strict) and passed_a[r.key])
+    return {"up": up, "down": down, "prompts": len(b)}
+
+
+def identical_answers(responses_a: list[dict], responses_b: list[dict]) -> dict[str, int]:
+    """How many prompts (by ``id``) the two runs answered with the very same text, of those both answered."""
+    text_a = {str(row["id"]): row["response"] for row in responses_a}
+    common = [row for row in responses_b if str(row["id"]) in text_a]
+    return {"identical": sum(1 for row in common if row["response"] == text_a[str(row["id"])]),
+            "prompts": len(common)}
+
+
+def format_comparison(report: dict[str, dict], label_a: str, label_b: str, headline: str | None = None,
+                      flips: dict[str, int] | None = None, answers: dict[str, int] | None = None) -> str:
+    """The comparison as a table; ``headline`` marks the set's headline metric (IFBench: prompt-level loose);
+    ``flips`` and ``answers`` (``prompt_flips``, ``identical_answers``) add how many prompts changed."""
     header = f"{'metric':<26}{'A':>9}{'B':>9}{'B - A':>9}   95% paired bootstrap CI"
     rows = [f"{name:<26}{r['a']:>9.4f}{r['b']:>9.4f}{r['diff']:>+9.4f}   [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
             + ("  *" if r["excludes_zero"] else "") + ("  (headline)" if name == headline else "")
@@ -88,4 +108,11 @@ def format_comparison(report: dict[str, dict], label_a: str, label_b: str, headl
     legend = ["* the interval excludes 0"] if any(r["excludes_zero"] for r in report.values()) else []
     if headline in report:
         legend.append(f"(headline) = the set's headline metric, {headline}")
-    return "\n".join([header, *rows, "", f"A = {label_a}", f"B = {label_b}", *legend])
+    changed = []
+    if flips is not None:
+        churn = (flips["up"] + flips["down"]) / max(flips["prompts"], 1)
+        changed.append(f"prompt-level strict verdicts: {flips['up']} prompts pass in B only, {flips['down']} in A "
+                       f"only, of {flips['prompts']} (churn {churn:.1%})")
+    if answers is not None:
+        changed.append(f"answers: {answers['identical']} of {answers['prompts']} identical in A and B")
+    return "\n".join([header, *rows, "", *changed, f"A = {label_a}", f"B = {label_b}", *legend])
