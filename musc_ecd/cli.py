@@ -111,7 +111,13 @@ def _compare(args: argparse.Namespace) -> int:
     headline = headlines.pop() if len(headlines) == 1 else None
     # The answers beside each results.json (as evaluate and publish leave them), when both have them.
     responses = [Path(path).parent / "responses.jsonl" for path in (args.results_a, args.results_b)]
-    answers = identical_answers(*map(read_jsonl, responses)) if all(p.is_file() for p in responses) else None
+    answers = None
+    if all(p.is_file() for p in responses):
+        try:
+            answers = identical_answers(*map(read_jsonl, responses))
+        except KeyError as exc:
+            raise DataError(f"{' or '.join(map(str, responses))}: a row without {exc} (a respond/evaluate "
+                            "responses.jsonl has id and response on every row)") from None
     print(format_comparison(report, args.results_a, args.results_b, headline=headline,
                             flips=prompt_flips(*runs), answers=answers))
     return 0

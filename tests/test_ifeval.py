@@ -151,6 +151,9 @@ def test_compare_counts_the_prompts_that_flipped_and_the_answers_that_did_not_ch
                     [{"id": str(i), "prompt": f"p{i}", "response": text} for i, text in enumerate(texts)])
     assert main(["compare", *paths, "--resamples", "200"]) == 0
     assert "answers: 3 of 5 identical in A and B" in capsys.readouterr().out
+    write_jsonl(tmp_path / "b" / "responses.jsonl", [{"prompt": "p0", "response": "x"}])
+    assert main(["compare", *paths, "--resamples", "200"]) == 2
+    assert "a row without 'id'" in capsys.readouterr().err
 
 
 def test_bootstrap_refuses_different_prompt_sets():
