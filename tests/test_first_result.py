@@ -107,6 +107,8 @@ def test_carry_sh_takes_the_unfinished_work_to_a_new_machine_through_git_and_lea
     (runs / "ecd_self" / "model" / "adapter_model.safetensors").write_bytes(b"weights")
     (runs / "ecd_self" / "train" / "checkpoint-10").mkdir(parents=True)
     (runs / "ecd_self" / "train" / "checkpoint-10" / "trainer_state.json").write_text("{}")
+    (runs / "ecd_self" / "eval" / "merged-abc").mkdir(parents=True)  # its config without its weights: not carried
+    (runs / "ecd_self" / "eval" / "merged-abc" / "config.json").write_text("{}")
     (runs / "ecd_self" / "status.json").write_text('{"status": "running", "stage": "generate"}\n')
     (runs / "ecd_self" / "huge.bin").write_bytes(b"\0" * (9 << 20))
     (runs / "ecd_self" / "generate").symlink_to("../_shared/generate-abc")
@@ -126,6 +128,7 @@ def test_carry_sh_takes_the_unfinished_work_to_a_new_machine_through_git_and_lea
     assert (restored / "ecd_self" / "generate" / "pairs.parts" / "shard-00000.jsonl").is_file()
     assert not (restored / "ecd_self" / "model").exists() and not (restored / "ecd_self" / "train").exists()
     assert not (restored / "ecd_self" / "huge.bin").exists()
+    assert not (restored / "ecd_self" / "eval" / "merged-abc").exists()
     # A machine that already has the runs keeps them: nothing is overwritten.
     journal_there = restored / "_shared" / "generate-abc" / "pairs.parts" / "shard-00000.jsonl"
     journal_there.write_text("newer\n")

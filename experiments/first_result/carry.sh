@@ -5,8 +5,9 @@
 # Why: runs/ is not in git, and a session may start on a new machine with none of it; a variant's generation
 # takes longer than what is left of a session, and was lost that way once. What is carried is what the stages
 # resume from: the generation and answer journals (`*.parts/`), manifests, summaries, status files and the links
-# into _shared (a few MB). Not carried: trained models and training checkpoints (`*/model/`, `*/train/`: a
-# killed training restarts from step 0 on the next machine) and any file over 8 MB (exported models). Pinned
+# into _shared (a few MB). Not carried: trained models, training checkpoints and merged models (`*/model/`,
+# `*/train/`, `*/eval/merged-*/`: a killed training restarts from step 0 on the next machine; a directory carried
+# without its weights would look complete and fail to load) and any file over 8 MB. Pinned
 # settings key the journals the same on every CPU (config.yaml), so a restored stage resumes where it stopped.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,7 +19,7 @@ case "${1:-}" in
   save)
     [ -d "$runs" ] || { echo "carry: no $runs to save" >&2; exit 1; }
     find "$runs" \( -path '*/model' -o -path '*/model.stale-*' -o -path '*/train' -o -path '*/train.stale-*' \
-                    -o -path '*/openvino' -o -path '*/merged' \) -prune \
+                    -o -path '*/openvino' -o -path '*/merged-*' \) -prune \
          -o \( -type f -size -8M -o -type l \) -print0 \
       | tar --null --no-recursion --create --gzip --file "$pack.tmp" --files-from -
     mv "$pack.tmp" "$pack"
