@@ -51,7 +51,7 @@ def _dumps(record: dict) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file, fsync and rename: readers never see half."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share a temporary
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()

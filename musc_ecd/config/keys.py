@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def save_config(cfg: Config, run_dir: Path) -> Path:
     """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / "config.yaml"
-    tmp = target.with_suffix(".yaml.tmp")
+    tmp = target.with_name(f".config.yaml.{os.getpid()}.tmp")  # one per process: every distributed rank writes it
     tmp.write_text(to_yaml(cfg))
     tmp.replace(target)
     return target
