@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save_config(cfg: Config, run_dir: Path) -> Path:
-    """Write the resolved config to ``run_dir/config.yaml`` (atomically)."""
+    """Write the resolved config to ``run_dir/config.yaml`` (atomically; every distributed rank writes it)."""
+    from musc_ecd.store import write_atomic
+
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / "config.yaml"
-    tmp = target.with_name(f".config.yaml.{os.getpid()}.tmp")  # one per process: every distributed rank writes it
-    tmp.write_text(to_yaml(cfg))
-    tmp.replace(target)
+    write_atomic(target, to_yaml(cfg))
     return target
 
 
