@@ -276,13 +276,11 @@ def as_resolved(cfg: Config) -> Config:
     reused there. Artifacts keyed before this, under ``auto`` itself, say nothing of their machine: they are
     redone once (an explicit setting keys as it always did)."""
     from musc_ecd.models.backend_choice import choose_backend
-    from musc_ecd.models.precision import resolve_dtype
+    from musc_ecd.models.precision import resolve_dtype, resolve_train_precision
 
     dtype = resolve_dtype(cfg.model.dtype)
     backend = choose_backend(cfg.generation.backend).backend
-    precision = cfg.train.precision
-    if precision == "auto":  # as training decides it (training.arguments): bf16 autocast where bf16 is native
-        precision = "bf16" if resolve_dtype("auto") == "bfloat16" else "fp32"
+    precision = resolve_train_precision(cfg.train.precision)
     resolved = copy.copy(cfg)  # copies, not dataclasses.replace: a key is read, the config is not validated again
     for section, name, value in (("model", "dtype", dtype), ("generation", "backend", backend),
                                  ("train", "precision", precision)):

@@ -86,6 +86,14 @@ def resolve_dtype(requested: str, device: str | None = None) -> str:
     return resolved
 
 
+def resolve_train_precision(requested: str, device: str | None = None) -> str:
+    """``train.precision`` → ``bf16`` or ``fp32``; ``auto``: bf16 autocast (over fp32 master weights) where the
+    device computes bf16 natively, by the same test as ``model.dtype=auto``."""
+    if requested != "auto":
+        return requested
+    return "bf16" if resolve_dtype("auto", device) == "bfloat16" else "fp32"
+
+
 @cache
 def _log_once(device: str, resolved: str) -> None:
     reason = "native bf16" if resolved == "bfloat16" else "no native bf16 (bf16 would be emulated, far slower)"

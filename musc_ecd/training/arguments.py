@@ -46,11 +46,9 @@ def _same(value: Any, placement: Placement) -> Any:
 
 def _bf16(precision: str, placement: Placement) -> bool:
     """``auto``: bf16 autocast (over fp32 master weights) where the device computes bf16 natively."""
-    if precision == "auto":
-        from musc_ecd.models.precision import resolve_dtype
+    from musc_ecd.models.precision import resolve_train_precision
 
-        return resolve_dtype("auto", "cuda" if placement.on_gpu else "cpu") == "bfloat16"
-    return precision == "bf16"
+    return resolve_train_precision(precision, "cuda" if placement.on_gpu else "cpu") == "bf16"
 
 
 def _precompute_ref(setting: str, placement: Placement) -> bool:
