@@ -3,7 +3,11 @@ failing run, rerun skipping finished runs, and the submitit executor."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from omegaconf import OmegaConf
 from musc_ecd.cli import main
 from musc_ecd.errors import ConfigError
 from musc_ecd.sweep import Variant, dotlist_value, expand, load_sweep, run_names, short_keys
+from musc_ecd.sweep.execute import import_submitit
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "musc_full_cpu.yaml"  # full MuSC, every stage
@@ -195,6 +200,38 @@ def test_slurm_executor_through_submitit_local(tmp_path, capsys, monkeypatch):
     assert status["status"] == "done" and status["job_id"]
     assert main(["sweep", str(path)]) == 0  # done: nothing is submitted
     assert "tiny-run: done, skipped" in capsys.readouterr().out
+
+
+class _ClosesItsStream(logging.StreamHandler):
+    """Like absl's handler (imported with OpenVINO's converter): closing it closes its stream."""
+
+    def close(self):
+        self.stream.close()
+        super().close()
+
+
+@pytest.mark.parametrize("asked", [None, "WARNING"])
+def test_importing_submitit_leaves_the_processes_log_handlers_open(monkeypatch, asked):
+    # submitit's import would run logging.config.dictConfig, closing every handler in the process; under pytest
+    # that closed the capture file an absl handler held, and the session died with "lost sys.stderr".
+    for name in [m for m in sys.modules if m == "submitit" or m.startswith("submitit.")]:
+        monkeypatch.delitem(sys.modules, name)
+    if asked is None:
+        monkeypatch.delenv("SUBMITIT_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("SUBMITIT_LOG_LEVEL", asked)
+    submitit_log = logging.getLogger("submitit")
+    monkeypatch.setattr(submitit_log, "handlers", [])
+    monkeypatch.setattr(submitit_log, "level", logging.NOTSET)
+    stream = io.StringIO()
+    handler = _ClosesItsStream(stream)
+    holder = logging.getLogger("test_sweep.holder")
+    monkeypatch.setattr(holder, "handlers", [handler])
+    submitit = import_submitit()
+    assert submitit.AutoExecutor and "submitit.core.logger" in sys.modules  # really imported anew
+    assert not stream.closed
+    assert os.environ.get("SUBMITIT_LOG_LEVEL") == asked  # the switch is not left behind for the workers
+    assert submitit_log.level == getattr(logging, asked or "INFO") and len(submitit_log.handlers) == 1
 
 
 def test_slurm_executor_records_a_failing_job(tmp_path, capsys):

@@ -6,6 +6,7 @@ See ``musc_ecd.sweep`` for what each executor does and why the local one starts 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -206,8 +207,39 @@ def run_job(base: str, overrides: list[str], cwd: str) -> dict:
     return {"status": "done"}
 
 
+def import_submitit():
+    """submitit, imported without the logging set-up its import does.
+
+    Importing submitit runs ``logging.config.dictConfig``, which first closes every handler already in the process:
+    this run's log file, and any handler another library bound to a stream when it was imported (OpenVINO's
+    converter imports absl, whose handler closes its stream unless that stream is still ``sys.stderr``; under
+    pytest it no longer was, and the capture file it closed took the whole test session down). Its import is told
+    not to configure (``SUBMITIT_LOG_LEVEL=NOCONFIG``, submitit's own switch), and its logger gets the console
+    handler it would have had, at the level ``SUBMITIT_LOG_LEVEL`` asks for (INFO unless set)."""
+    if "submitit" in sys.modules:
+        return sys.modules["submitit"]
+    asked = os.environ.get("SUBMITIT_LOG_LEVEL")
+    os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+    try:
+        import submitit
+    finally:
+        if asked is None:
+            del os.environ["SUBMITIT_LOG_LEVEL"]
+        else:
+            os.environ["SUBMITIT_LOG_LEVEL"] = asked
+    if (asked or "").upper() != "NOCONFIG":
+        level = (asked or "INFO").upper()
+        logger = logging.getLogger("submitit")
+        logger.setLevel(int(level) if level.isdigit() else level)
+        if not logger.handlers:
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(logging.Formatter("%(name)s %(levelname)s (%(asctime)s) - %(message)s"))
+            logger.addHandler(console)
+    return submitit
+
+
 def _execute_slurm(sweep: Sweep, book: StatusBook, runs: list[SweepRun]) -> int:
-    import submitit
+    submitit = import_submitit()
 
     options = sweep.slurm
     executor = submitit.AutoExecutor(folder=str(sweep.runs_dir / "_submitit"), cluster=options.get("cluster"))
