@@ -84,6 +84,11 @@ class RunStatus:
         write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
+def stage_time(seconds: float, sessions: int | None = None) -> str:
+    """``3,000 s (2 sessions)``: a stage's time, and how many sessions it spans when more than one."""
+    return f"{seconds:,.0f} s" + (f" ({sessions} sessions)" if sessions else "")
+
+
 def read_status(run_dir: Path) -> dict | None:
     path = RunLayout(run_dir).status
     try:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from musc_ecd.layout import RunLayout
+from musc_ecd.run_status import stage_time
 
 
 def labels_line(layout: RunLayout) -> str | None:
@@ -40,8 +41,8 @@ def stages_line(run_dir: Path) -> str | None:
     if not path.is_file():
         return None
     stages = json.loads(path.read_text()).get("stages", {})
-    times = [f"{name} {info['seconds']:.0f} s" + (f" ({info['sessions']} sessions)" if info.get("sessions") else "")
-             for name, info in stages.items() if "seconds" in info]
+    times = [f"{name} {stage_time(info['seconds'], info.get('sessions'))}" for name, info in stages.items()
+             if "seconds" in info]
     total = sum(info.get("seconds", 0) for info in stages.values())
     return f"stage times: {', '.join(times)} (total {total / 60:.1f} min)" if times else None
 

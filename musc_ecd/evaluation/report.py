@@ -32,7 +32,7 @@ from musc_ecd.evaluation.ifeval import METRICS
 from musc_ecd.evaluation.runs import RunRecord, collect_run, collect_runs, present_sets, read_json, roles  # noqa: F401 (roles: re-exported)
 from musc_ecd.evaluation.sets import SETS, headline_metric
 from musc_ecd.layout import RunLayout
-from musc_ecd.run_status import HEARTBEAT_SECONDS
+from musc_ecd.run_status import HEARTBEAT_SECONDS, stage_time
 from musc_ecd.store import write_atomic
 
 MISSING = "–"
@@ -258,8 +258,7 @@ def compute_table(records: list[RunRecord]) -> str:
             elif target is not None and maker[target][0] != r.name:
                 cells.append(f"shared ({maker[target][0]})")
             else:
-                sessions = r.stage_sessions.get(stage)
-                cells.append(f"{seconds:,.0f} s" + (f" ({sessions} sessions)" if sessions else ""))
+                cells.append(stage_time(seconds, r.stage_sessions.get(stage)))
                 total += seconds
         grand += total
         lines.append(f"| {r.name} | {_text(r.machine)} | " + " | ".join(cells) + f" | {total / 3600:.2f} |")
