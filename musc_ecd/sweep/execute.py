@@ -214,8 +214,8 @@ def import_submitit():
     this run's log file, and any handler another library bound to a stream when it was imported (OpenVINO's
     converter imports absl, whose handler closes its stream unless that stream is still ``sys.stderr``; under
     pytest it no longer was, and the capture file it closed took the whole test session down). Its import is told
-    not to configure (``SUBMITIT_LOG_LEVEL=NOCONFIG``, submitit's own switch), and its logger gets the console
-    handler it would have had, at the level ``SUBMITIT_LOG_LEVEL`` asks for (INFO unless set)."""
+    not to configure (``SUBMITIT_LOG_LEVEL=NOCONFIG``, submitit's own switch), and its logger gets one console
+    handler (stderr) at the level ``SUBMITIT_LOG_LEVEL`` asks for (INFO unless set)."""
     if "submitit" in sys.modules:
         return sys.modules["submitit"]
     asked = os.environ.get("SUBMITIT_LOG_LEVEL")
