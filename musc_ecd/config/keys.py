@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from musc_ecd.config.schema import Config
+from musc_ecd.store import write_atomic
 
 
 def to_yaml(cfg: Config) -> str:
@@ -22,8 +23,6 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def save_config(cfg: Config, run_dir: Path) -> Path:
     """Write the resolved config to ``run_dir/config.yaml`` (atomically; every distributed rank writes it)."""
-    from musc_ecd.store import write_atomic
-
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / "config.yaml"
     write_atomic(target, to_yaml(cfg))

@@ -45,7 +45,7 @@ def _same(value: Any, placement: Placement) -> Any:
 
 
 def _bf16(precision: str, placement: Placement) -> bool:
-    """``auto``: bf16 autocast (over fp32 master weights) where the device computes bf16 natively."""
+    """Whether training autocasts to bf16: ``train.precision`` as ``resolve_train_precision`` reads it here."""
     from musc_ecd.models.precision import resolve_train_precision
 
     return resolve_train_precision(precision, "cuda" if placement.on_gpu else "cpu") == "bf16"
